@@ -1,0 +1,15 @@
+default_scope = "pc_kd"
+default_hooks = dict(
+    timer=dict(type="IterTimerHook"),
+    logger=dict(type="LoggerHook", interval=5),
+    param_scheduler=dict(type="ParamSchedulerHook"),
+    checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=3, save_last=True),
+    sampler_seed=dict(type="DistSamplerSeedHook"),
+)
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+               dist_cfg=dict(backend="nccl"))
+log_processor = dict(type="LogProcessor", window_size=5, by_epoch=True)
+log_level = "INFO"
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

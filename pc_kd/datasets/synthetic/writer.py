@@ -1,0 +1,95 @@
+"""Write synthetic datasets to disk in the layouts of the real ones, resumably."""
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from mmengine.logging import print_log
+from tqdm import tqdm
+
+from pc_kd.utils.io import atomic_write, dump_pickle_atomic
+
+from ..converters.common import save_image, save_matrix, write_point_scene
+from .indoor import INDOOR_CLASSES, make_indoor_scene, render_views, sample_camera_poses
+
+
+def _check_params(root: Path, params: dict, kind: str):
+    """Refuse to mix scenes generated with other parameters in one folder."""
+    meta = root / f"{kind}_params.json"
+    if meta.exists():
+        old = json.loads(meta.read_text())
+        if old != params:
+            raise ValueError(f"{meta}: this folder holds synthetic data made with {old}, not {params}; use "
+                             f"another data_root or delete the folder")
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_write(meta) as tmp:
+            tmp.write_text(json.dumps(params, indent=1))
+
+
+def indoor_intrinsic(image_hw) -> np.ndarray:
+    """4x4 intrinsics of the synthetic RGB-D camera: ~60 degree horizontal field of view, centred."""
+    h, w = image_hw
+    K = np.eye(4)
+    K[0, 0] = K[1, 1] = 0.87 * w
+    K[0, 2], K[1, 2] = w / 2, h / 2
+    return K
+
+
+def write_indoor_dataset(root, split: str = "train", num_scenes: int = 4, seed: int = 0, num_views: int = 3,
+                         image_hw=(240, 320), num_points: int = 20000) -> Path:
+    """Generate ``num_scenes`` rooms under ``root`` in the ScanNet-processed layout and their info file.
+
+    Layout::
+
+        points/<scene>.bin (float32 x y z r g b)  semantic_mask/<scene>.bin (int64 class id)
+        instance_mask/<scene>.bin                 posed_images/<scene>/<frame>.jpg|.txt|_depth.png|_label.png
+        posed_images/<scene>/intrinsic.txt        synthetic_indoor_infos_<split>.pkl
+
+    Scene seeds are ``seed * 1000 + i`` (train) and ``seed * 1000 + 500 + i`` (other splits). A scene whose
+    points file exists is kept, so an interrupted run resumes. Returns the info file path.
+    """
+    root = Path(root)
+    params = dict(seed=seed, num_views=num_views, image_hw=list(image_hw), num_points=num_points, version=1)
+    _check_params(root, params, "synthetic_indoor")
+    info_path = root / f"synthetic_indoor_infos_{split}.pkl"
+    base = seed * 1000 + (0 if split == "train" else 500)
+    K = indoor_intrinsic(image_hw)
+    data_list = []
+    todo = [base + i for i in range(num_scenes)]
+    missing = [s for s in todo if not (root / "points" / f"scene{s:05d}.bin").exists()]
+    if missing:
+        print_log(f"generating {len(missing)} synthetic indoor scenes ({split}) in {root}", "current",
+                  logging.INFO)
+    for scene_seed in tqdm(todo, desc=f"synthetic indoor {split}", disable=not missing, leave=False):
+        name = f"scene{scene_seed:05d}"
+        scene = make_indoor_scene(scene_seed, num_points=num_points)
+        rng = np.random.default_rng(scene_seed + 1)
+        poses = sample_camera_poses(scene, num_views, rng)
+        img_dir = root / "posed_images" / name
+        if scene_seed in missing:
+            rgb, depth, label = render_views(scene, poses, K, image_hw, scene_seed)
+            save_matrix(K, img_dir / "intrinsic.txt")
+            for v in range(num_views):
+                save_image(rgb[v], img_dir / f"{v:05d}.jpg", quality=95)
+                save_image(np.round(depth[v] * 1000).astype(np.uint16), img_dir / f"{v:05d}_depth.png")
+                save_image(label[v], img_dir / f"{v:05d}_label.png")
+                save_matrix(poses[v], img_dir / f"{v:05d}.txt")
+            entry = write_point_scene(root, name, scene.points, scene.semantic, scene.instance)
+        else:
+            entry = {"lidar_points": {"lidar_path": f"{name}.bin", "num_pts_feats": 6},
+                     "pts_semantic_mask_path": f"{name}.bin", "pts_instance_mask_path": f"{name}.bin"}
+        entry.update(
+            sample_idx=name, axis_align_matrix=np.eye(4).tolist(),
+            instances=[{"bbox_3d": box.tolist(), "bbox_label_3d": int(lab)}
+                       for box, lab in zip(scene.boxes, scene.box_labels)],
+            images=[{"img_path": f"posed_images/{name}/{v:05d}.jpg",
+                     "depth_path": f"posed_images/{name}/{v:05d}_depth.png",
+                     "label_path": f"posed_images/{name}/{v:05d}_label.png",
+                     "cam2world": poses[v].tolist(), "cam2img": K.tolist(), "depth_shift": 1000.0}
+                    for v in range(num_views)])
+        data_list.append(entry)
+    metainfo = dict(dataset="synthetic_indoor", classes=INDOOR_CLASSES,
+                    seg_raw_ids=tuple(range(len(INDOOR_CLASSES))), image_hw=tuple(image_hw), info_version="1.1")
+    dump_pickle_atomic({"metainfo": metainfo, "data_list": data_list}, info_path)
+    return info_path

@@ -1,0 +1,42 @@
+"""Runner set-up shared by tools/train.py and tools/test.py."""
+import difflib
+import inspect
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
+from .checkpoint import check_state_dict_matches, load_local_checkpoint, register_safe_checkpoint_loader
+
+RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {"self"} | {"runner_type", "_base_"}
+
+
+def check_config_keys(cfg: Config, filename: str) -> None:
+    """Refuse top-level keys that look like misspelt Runner keys (``train_dataloder``), which mmengine would
+    silently ignore. Other top-level names are the usual config helper variables (``data_root`` ...)."""
+    for key in cfg.keys():
+        if key in RUNNER_KEYS:
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.8)
+        if close:
+            raise KeyError(f"config {filename}: unknown top-level key {key!r}; did you mean {close[0]!r}?")
+
+
+def build_runner(cfg: Config, filename: str) -> Runner:
+    """Check the config and build a Runner whose checkpoints load safely (see pc_kd.engine.checkpoint)."""
+    check_config_keys(cfg, filename)
+    register_safe_checkpoint_loader()
+    hooks = list(cfg.get("custom_hooks", None) or [])
+    if not any(str(h.get("type")).endswith("PortableCheckpointHook") for h in hooks):
+        hooks.append(dict(type="pc_kd.PortableCheckpointHook"))
+    cfg.custom_hooks = hooks
+    return Runner.from_cfg(cfg)
+
+
+def load_weights_strict(runner: Runner, checkpoint: str) -> None:
+    """Load ``checkpoint`` into the runner's model, raising when keys or shapes do not match."""
+    ckpt = load_local_checkpoint(checkpoint, map_location="cpu")
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+    check_state_dict_matches(model, state, checkpoint)
+    runner.load_checkpoint(checkpoint, map_location="cpu", strict=True)

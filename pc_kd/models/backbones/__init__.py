@@ -1,0 +1,3 @@
+from .spconv_unet import SpconvUNet
+
+__all__ = ["SpconvUNet"]

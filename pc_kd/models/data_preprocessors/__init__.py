@@ -1,0 +1,3 @@
+from .point_preprocessor import PointDataPreprocessor
+
+__all__ = ["PointDataPreprocessor"]

@@ -1,0 +1,3 @@
+from .sparse_segmentor import SparseSegmentor
+
+__all__ = ["SparseSegmentor"]

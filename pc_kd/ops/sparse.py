@@ -1,0 +1,104 @@
+"""Sparse-convolution backend shim: one import for spconv 2.x and spconv-triton.
+
+Use it as the spconv namespace::
+
+    from pc_kd.ops import sparse as sp
+    x = sp.SparseConvTensor(feats [N, C], indices [N, 4] int32 (batch, z, y, x), spatial_shape, batch_size)
+    y = sp.SubMConv3d(C, 32, 3, indice_key="subm1")(x)
+
+Backends, in the order they are tried (``PC_KD_SPARSE_BACKEND=spconv|spconv_triton`` forces one):
+
+* ``spconv`` (``spconv-cu120`` / ``spconv-cu126`` wheels): they import without a GPU. Their implicit-GEMM
+  algorithms are CUDA-only, and the CPU-only ``spconv`` wheel is wrong with more than one torch thread, so every
+  convolution made here runs ``ConvAlgo.Native`` whenever its input lies on the CPU (exact against a dense
+  ``conv3d``) and the algorithm it was built with on CUDA.
+* ``spconv_triton``: the spconv API in Triton (CUDA / ROCm only).
+
+Importing this module imports neither; the first attribute access does, and raises ``ImportError`` with the
+install command when neither is installed.
+"""
+import importlib
+import os
+import sys
+
+_EXPORTED = ("SubMConv3d", "SparseConv3d", "SparseInverseConv3d", "SparseSequential", "SparseConvTensor",
+             "SparseModule")
+_CONV_CLASSES = ("SubMConv3d", "SparseConv3d", "SparseInverseConv3d")
+_cache = {}
+
+INSTALL_HINT = (
+    "pc_kd needs a sparse-convolution backend. Install one of:\n"
+    "  pip install 'pc_kd[spconv]'            # spconv-cu120 (Python <= 3.11) / spconv-cu126 (3.12); "
+    "also runs on CPU\n"
+    "  pip install spconv-triton              # Triton port, CUDA/ROCm GPUs only\n"
+    "or set PC_KD_SPARSE_BACKEND to the one you installed.")
+
+
+def _import_backend(name: str):
+    if name == "spconv":
+        return importlib.import_module("spconv.pytorch")
+    if name == "spconv_triton":
+        return importlib.import_module("spconv_triton.pytorch")
+    raise ValueError(f"PC_KD_SPARSE_BACKEND={name!r}: expected 'spconv' or 'spconv_triton'")
+
+
+def backend_name() -> str:
+    """Name of the backend in use ('spconv' or 'spconv_triton'); imports it on first call."""
+    _backend()
+    return _cache["name"]
+
+
+def _backend():
+    if "module" in _cache:
+        return _cache["module"]
+    forced = os.environ.get("PC_KD_SPARSE_BACKEND")
+    candidates = [forced] if forced else ["spconv", "spconv_triton"]
+    errors = []
+    for name in candidates:
+        try:
+            module = _import_backend(name)
+        except ImportError as err:
+            errors.append(f"{name}: {err}")
+            continue
+        _cache.update(module=module, name=name)
+        return module
+    raise ImportError(INSTALL_HINT + "\nImport errors: " + "; ".join(errors))
+
+
+def _device_aware(cls):
+    """Subclass a spconv conv so that CPU inputs always run ConvAlgo.Native (see the module docstring)."""
+    from spconv.core import ConvAlgo
+
+    class DeviceAwareConv(cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._cuda_algo = self.algo
+
+        def forward(self, input):  # noqa: A002 - spconv's argument name
+            self.algo = self._cuda_algo if input.features.is_cuda else ConvAlgo.Native
+            return super().forward(input)
+
+    DeviceAwareConv.__name__ = DeviceAwareConv.__qualname__ = cls.__name__
+    DeviceAwareConv.__module__ = __name__
+    return DeviceAwareConv
+
+
+def __getattr__(name):
+    if name not in _EXPORTED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _cache:
+        module = _backend()
+        obj = getattr(module, name)
+        if _cache["name"] == "spconv" and name in _CONV_CLASSES:
+            obj = _device_aware(obj)
+        _cache[name] = obj
+    return _cache[name]
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTED))
+
+
+# `from pc_kd.ops.sparse import *` should not import a backend.
+__all__ = ["backend_name", "INSTALL_HINT"]
+del sys

@@ -1,0 +1,5 @@
+"""Projection of points into posed views, visibility and back-projection of 2D features (public functions)."""
+from .project import ProjectedPoints, project_points
+from .zbuffer import ZBuffer, splat_zbuffer
+
+__all__ = ["ProjectedPoints", "project_points", "ZBuffer", "splat_zbuffer"]

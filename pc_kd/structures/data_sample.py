@@ -1,0 +1,35 @@
+"""Per-sample container passed between data pipeline, model and metrics (mmengine structures)."""
+from mmengine.structures import BaseDataElement, InstanceData
+
+
+def _typed_field(name: str, dtype: type, doc: str) -> property:
+    """A data field stored as ``_<name>`` whose setter checks the type (as mmdet3d's data samples do)."""
+    private = "_" + name
+
+    def getter(self):
+        return getattr(self, private)
+
+    def setter(self, value):
+        self.set_field(value, private, dtype=dtype)
+
+    def deleter(self):
+        delattr(self, private)
+
+    return property(getter, setter, deleter, doc)
+
+
+class Point3DDataSample(BaseDataElement):
+    """Annotations and predictions of one point cloud (field names follow mmdet3d's Det3DDataSample).
+
+    Meta fields (``metainfo``): ``sample_idx``, ``lidar_path``, ``num_points`` ...
+    """
+
+    gt_pts_seg = _typed_field("gt_pts_seg", BaseDataElement,
+                              "``pts_semantic_mask [N]`` int64 class ids (ignore index = len(classes)); "
+                              "``pts_instance_mask [N]`` int64 when loaded.")
+    pred_pts_seg = _typed_field("pred_pts_seg", BaseDataElement,
+                                "``pts_semantic_mask [N]`` int64 predicted class per input point.")
+    gt_instances_3d = _typed_field("gt_instances_3d", InstanceData,
+                                   "``bboxes_3d`` (Boxes3D), ``labels_3d [M]`` int64.")
+    pred_instances_3d = _typed_field("pred_instances_3d", InstanceData,
+                                     "``bboxes_3d`` (Boxes3D), ``scores_3d [M]``, ``labels_3d [M]``.")

@@ -1,0 +1,40 @@
+"""pc_kd: cross-modal knowledge distillation into 3D points, voxels and BEV grids."""
+from setuptools import find_packages, setup
+
+REQUIRES = [
+    "torch>=2.4",
+    "mmengine==0.10.7",
+    "numpy>=1.24,<2",  # nuscenes-devkit 1.2.0 pins numpy < 2
+    "scipy>=1.10",
+    "numba>=0.58",
+    "plyfile>=1.0",
+    "pillow>=9.0",
+    "tqdm>=4.60",
+    "nuscenes-devkit==1.2.0",
+    "opencv-python==4.11.0.86",  # the last opencv that accepts numpy < 2
+]
+
+EXTRAS = {
+    # Sparse convolution. The CUDA wheels import without a GPU and are exact on CPU with ConvAlgo.Native.
+    # Python <= 3.11: spconv-cu120; Python 3.12: spconv-cu126. spconv-triton works too (any CUDA).
+    "spconv": [
+        "spconv-cu120==2.3.6; python_version < '3.12'",
+        "spconv-cu126==2.3.8; python_version >= '3.12'",
+    ],
+    "vis": ["open3d>=0.19"],
+    "test": ["pytest>=7.4"],
+}
+EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
+
+setup(
+    name="pc_kd",
+    version="0.1.0",
+    description="Cross-modal knowledge distillation into 3D point clouds, voxels and BEV grids",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["pc_kd", "pc_kd.*"]),
+    install_requires=REQUIRES,
+    extras_require=EXTRAS,
+    license="Apache-2.0",
+)
