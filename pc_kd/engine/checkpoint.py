@@ -11,13 +11,18 @@ One more obstacle: mmengine pickles each HistoryBuffer together with its statist
 therefore saves the message hub's buffers as :class:`PortableHistoryBuffer` (same data, no functions; see
 :class:`pc_kd.engine.hooks.PortableCheckpointHook`), which the allowlist admits.
 """
+import os
 import os.path as osp
 from typing import List
 
 import numpy as np
 import torch
+from mmengine.fileio.backends import LocalBackend, register_backend
+from mmengine.fileio.io import backend_instances
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from pc_kd.utils.io import atomic_write
 
 
 class PortableHistoryBuffer(HistoryBuffer):
@@ -59,11 +64,6 @@ def load_local_checkpoint(filename: str, map_location=None):
             f"(torch.save({{'state_dict': sd}}, path)). Details: {err}") from err
 
 
-def register_safe_checkpoint_loader() -> None:
-    """Make mmengine load every local checkpoint (resume, load_from, test) through the safe loader."""
-    CheckpointLoader.register_scheme(prefixes="", loader=load_local_checkpoint, force=True)
-
-
 def check_state_dict_matches(model: torch.nn.Module, state_dict: dict, filename: str) -> None:
     """Raise ValueError listing missing, unexpected and wrongly shaped keys when ``state_dict`` does not fit
     ``model`` (mmengine only warns, and a test run would then score a randomly initialised model)."""
@@ -82,3 +82,26 @@ def check_state_dict_matches(model: torch.nn.Module, state_dict: dict, filename:
                 parts.append(f"{title} ({len(items)}): " + "; ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
         raise ValueError(f"checkpoint {filename} does not match the model built from the config: "
                          + " | ".join(parts) + ". Was it trained with another config?")
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, but ``put`` / ``put_text`` write a temp file and rename it, so a run
+    killed while saving a checkpoint leaves the previous checkpoint intact and no truncated file."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        with atomic_write(filepath) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
+        self.put(obj.encode(encoding), filepath)
+
+
+def setup_safe_checkpointing() -> None:
+    """Load local checkpoints with weights_only=True (:func:`load_local_checkpoint`) and save them atomically
+    (:class:`AtomicLocalBackend`). Idempotent; called by :func:`pc_kd.engine.build_runner`."""
+    CheckpointLoader.register_scheme(prefixes="", loader=load_local_checkpoint, force=True)
+    register_backend("local", AtomicLocalBackend, force=True, prefixes="")
+    backend_instances.clear()

@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
-from .checkpoint import check_state_dict_matches, load_local_checkpoint, register_safe_checkpoint_loader
+from .checkpoint import check_state_dict_matches, load_local_checkpoint, setup_safe_checkpointing
 
 RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {"self"} | {"runner_type", "_base_"}
 
@@ -25,7 +25,7 @@ def check_config_keys(cfg: Config, filename: str) -> None:
 def build_runner(cfg: Config, filename: str) -> Runner:
     """Check the config and build a Runner whose checkpoints load safely (see pc_kd.engine.checkpoint)."""
     check_config_keys(cfg, filename)
-    register_safe_checkpoint_loader()
+    setup_safe_checkpointing()
     hooks = list(cfg.get("custom_hooks", None) or [])
     if not any(str(h.get("type")).endswith("PortableCheckpointHook") for h in hooks):
         hooks.append(dict(type="pc_kd.PortableCheckpointHook"))

@@ -83,6 +83,22 @@ def _device_aware(cls):
     return DeviceAwareConv
 
 
+def _contiguous_tensor(cls):
+    """SparseConvTensor that makes ``indices`` contiguous int32 and ``features`` contiguous: spconv reads the
+    indices buffer as row-major and silently gives wrong results for a transposed view (``nonzero().int()``)."""
+
+    class SparseConvTensor(cls):
+        def __init__(self, features, indices, spatial_shape, batch_size, *args, **kwargs):
+            if indices.ndim != 2 or indices.shape[0] != features.shape[0]:
+                raise ValueError(f"SparseConvTensor: indices must be [N, 4] (batch, z, y, x) for features "
+                                 f"[N, C]; got indices {tuple(indices.shape)}, features {tuple(features.shape)}")
+            super().__init__(features.contiguous(), indices.int().contiguous(), spatial_shape, batch_size,
+                             *args, **kwargs)
+
+    SparseConvTensor.__module__ = __name__
+    return SparseConvTensor
+
+
 def __getattr__(name):
     if name not in _EXPORTED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -91,6 +107,8 @@ def __getattr__(name):
         obj = getattr(module, name)
         if _cache["name"] == "spconv" and name in _CONV_CLASSES:
             obj = _device_aware(obj)
+        elif name == "SparseConvTensor":
+            obj = _contiguous_tensor(obj)
         _cache[name] = obj
     return _cache[name]
 

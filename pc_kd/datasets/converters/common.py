@@ -44,3 +44,17 @@ def write_point_scene(out_dir, name: str, points: np.ndarray, semantic: np.ndarr
         entry["pts_instance_mask_path"] = f"{name}.bin"
     save_array(points, out_dir / "points" / f"{name}.bin", np.float32)
     return entry
+
+
+def resumable_entry(out_dir, name: str, convert):
+    """Return the info entry of scene ``name``: from ``out_dir/.entries/<name>.pkl`` when an earlier run
+    finished it, else ``convert()`` (which writes the scene's files) and then store the entry atomically.
+    Re-running an interrupted conversion therefore redoes only the unfinished scenes."""
+    from pc_kd.utils.io import dump_pickle_atomic, load_pickle
+
+    done = Path(out_dir) / ".entries" / f"{name}.pkl"
+    if done.is_file():
+        return load_pickle(done, "converted-scene record")
+    entry = convert()
+    dump_pickle_atomic(entry, done)
+    return entry

@@ -1,0 +1,37 @@
+"""Shared fixtures. Real-sample tests read PC_KD_REAL_DATA (CI sets it to ../shared/realdata)."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def _real_root():
+    env = os.environ.get("PC_KD_REAL_DATA")
+    return Path(env) if env else None
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Folder of the real sensor samples; skips (or fails when PC_KD_REQUIRE_REAL_DATA=1) if absent."""
+    root = _real_root()
+    if root is None or not root.is_dir():
+        msg = (f"real samples not found (PC_KD_REAL_DATA={os.environ.get('PC_KD_REAL_DATA')!r}); set "
+               f"PC_KD_REAL_DATA=../shared/realdata to run these checks")
+        if os.environ.get("PC_KD_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_indoor_root(tmp_path_factory) -> Path:
+    """A small synthetic indoor dataset (train: 2 scenes, val: 1), generated once per test session."""
+    from pc_kd.datasets.synthetic import write_indoor_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_indoor")
+    write_indoor_dataset(root, "train", num_scenes=2, seed=3, num_views=2, image_hw=(120, 160), num_points=6000)
+    write_indoor_dataset(root, "val", num_scenes=1, seed=3, num_views=2, image_hw=(120, 160), num_points=6000)
+    return root
