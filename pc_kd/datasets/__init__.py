@@ -3,7 +3,7 @@ from . import transforms  # noqa: F401  (registers the transforms)
 from .class_names import IGNORE_INDEX, NUSCENES_CLASSES, S3DIS_CLASSES, SCANNET20_CLASSES
 from .indoor import S3DISDataset, ScanNetDataset
 from .nuscenes import NuScenesDataset
-from .synthetic import SyntheticIndoorDataset
+from .synthetic import SyntheticDrivingDataset, SyntheticIndoorDataset
 
 __all__ = ["IGNORE_INDEX", "NUSCENES_CLASSES", "S3DIS_CLASSES", "SCANNET20_CLASSES", "S3DISDataset",
-           "ScanNetDataset", "NuScenesDataset", "SyntheticIndoorDataset"]
+           "ScanNetDataset", "NuScenesDataset", "SyntheticIndoorDataset", "SyntheticDrivingDataset"]

@@ -5,8 +5,9 @@ from mmengine.dist import barrier, get_rank
 from pc_kd.registry import DATASETS
 
 from ..indoor import ScanNetDataset
+from ..nuscenes import NuScenesDataset
 from .indoor import INDOOR_CLASSES
-from .writer import write_indoor_dataset
+from .writer import write_driving_dataset, write_indoor_dataset
 
 
 def _generate_once(fn, **kwargs):
@@ -32,3 +33,15 @@ class SyntheticIndoorDataset(ScanNetDataset):
                                   seed=seed, num_views=num_views, image_hw=tuple(image_hw),
                                   num_points=num_points)
         super().__init__(ann_file=ann_file.name, data_root=str(data_root), **kwargs)
+
+
+@DATASETS.register_module()
+class SyntheticDrivingDataset(NuScenesDataset):
+    """Synthetic driving key frames (LiDAR, 6 cameras, boxes of car / truck / pedestrian / traffic_cone /
+    barrier) in the nuScenes layout; see :func:`pc_kd.datasets.synthetic.write_driving_dataset`."""
+
+    def __init__(self, data_root: str = "data/synthetic_driving", split: str = "train", num_samples: int = 4,
+                 seed: int = 0, image_hw=(225, 400), num_objects: int = 24, **kwargs):
+        ann_file = _generate_once(write_driving_dataset, root=data_root, split=split, num_samples=num_samples,
+                                  seed=seed, image_hw=tuple(image_hw), num_objects=num_objects)
+        super().__init__(ann_file=ann_file.name, data_root=str(data_root), image_hw=tuple(image_hw), **kwargs)

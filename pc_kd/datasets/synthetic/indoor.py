@@ -158,7 +158,7 @@ def render_views(scene: IndoorScene, cam2world: np.ndarray, intrinsic: np.ndarra
     out_label = np.full((len(cam2world), h, w), 255, np.uint8)
     for v in range(len(cam2world)):
         depth = proj.depth[v]
-        radius = torch.ceil(0.5 * intrinsic[0, 0] * spacing / depth.clamp(min=1e-3)).clamp(0, 3).long()
+        radius = torch.round(0.5 * intrinsic[0, 0] * spacing / depth.clamp(min=1e-3)).clamp(0, 3).long()
         zb = splat_zbuffer(proj.uv[v], depth, image_hw, radius, valid=depth > 0.05)
         hit = zb.index >= 0
         idx = zb.index[hit].numpy()

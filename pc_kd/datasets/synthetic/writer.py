@@ -9,7 +9,10 @@ from tqdm import tqdm
 
 from pc_kd.utils.io import atomic_write, dump_pickle_atomic
 
-from ..converters.common import save_image, save_matrix, write_point_scene
+from ..converters.common import save_array, save_image, save_matrix, write_point_scene
+from ..class_names import NUSCENES_CLASSES
+from .driving import (CAMERA_YAWS, cam2ego_matrix, lidar2ego_matrix, make_driving_scene, render_camera,
+                      simulate_lidar)
 from .indoor import INDOOR_CLASSES, make_indoor_scene, render_views, sample_camera_poses
 
 
@@ -91,5 +94,69 @@ def write_indoor_dataset(root, split: str = "train", num_scenes: int = 4, seed: 
         data_list.append(entry)
     metainfo = dict(dataset="synthetic_indoor", classes=INDOOR_CLASSES,
                     seg_raw_ids=tuple(range(len(INDOOR_CLASSES))), image_hw=tuple(image_hw), info_version="1.1")
+    dump_pickle_atomic({"metainfo": metainfo, "data_list": data_list}, info_path)
+    return info_path
+
+
+def driving_intrinsic(image_hw) -> np.ndarray:
+    """3x3 K of the synthetic surround cameras: nuScenes' ~64 degree horizontal field of view, centred."""
+    h, w = image_hw
+    return np.array([[0.79 * w, 0.0, w / 2], [0.0, 0.79 * w, h / 2], [0.0, 0.0, 1.0]])
+
+
+def write_driving_dataset(root, split: str = "train", num_samples: int = 4, seed: int = 0,
+                          image_hw=(225, 400), num_objects: int = 24) -> Path:
+    """Generate ``num_samples`` driving key frames under ``root`` in the nuScenes layout.
+
+    Layout::
+
+        samples/LIDAR_TOP/<token>.bin (float32 x y z intensity ring, LiDAR frame)
+        samples/CAM_*/<token>.jpg      synthetic_driving_infos_<split>.pkl (mmdet3d v1.x format)
+
+    Seeds and resumption as :func:`write_indoor_dataset` (a sample is complete when its LiDAR file exists).
+    """
+    root = Path(root)
+    params = dict(seed=seed, image_hw=list(image_hw), num_objects=num_objects, version=1)
+    _check_params(root, params, "synthetic_driving")
+    base = seed * 1000 + (0 if split == "train" else 500)
+    K = driving_intrinsic(image_hw)
+    l2e = lidar2ego_matrix()
+    todo = [base + i for i in range(num_samples)]
+    missing = [s for s in todo if not (root / "samples" / "LIDAR_TOP" / f"synth{s:05d}.bin").exists()]
+    if missing:
+        print_log(f"generating {len(missing)} synthetic driving samples ({split}) in {root}", "current",
+                  logging.INFO)
+    data_list = []
+    for sample_seed in tqdm(todo, desc=f"synthetic driving {split}", disable=not missing, leave=False):
+        token = f"synth{sample_seed:05d}"
+        scene = make_driving_scene(sample_seed, num_objects=num_objects)
+        points, target = simulate_lidar(scene, sample_seed)
+        images = {}
+        for cam, yaw in CAMERA_YAWS.items():
+            cam2ego = cam2ego_matrix(yaw)
+            if sample_seed in missing:
+                save_image(render_camera(scene, cam2ego, K, image_hw), root / "samples" / cam / f"{token}.jpg",
+                           quality=95)
+            images[cam] = dict(img_path=f"{token}.jpg", cam2img=K.tolist(), cam2ego=cam2ego.tolist(),
+                               lidar2cam=(np.linalg.inv(cam2ego) @ l2e).tolist(), sample_data_token=f"{token}_{cam}",
+                               timestamp=float(sample_seed))
+        if sample_seed in missing:
+            save_array(points, root / "samples" / "LIDAR_TOP" / f"{token}.bin", np.float32)
+        ego2lidar = np.linalg.inv(l2e)
+        boxes = scene.boxes_ego.copy()
+        boxes[:, :3] = boxes[:, :3] @ ego2lidar[:3, :3].T + ego2lidar[:3, 3]
+        boxes[:, 6] = np.arctan2(np.sin(boxes[:, 6] + np.pi / 2), np.cos(boxes[:, 6] + np.pi / 2))
+        velocity = scene.velocity_ego @ ego2lidar[:2, :2].T
+        counts = np.bincount(target, minlength=len(boxes) + 1)[1:]
+        instances = [dict(bbox_3d=box.tolist(), bbox_label_3d=int(lab), velocity=v.tolist(), num_lidar_pts=int(n),
+                          bbox_3d_isvalid=bool(n > 0))
+                     for box, lab, v, n in zip(boxes, scene.labels, velocity, counts)]
+        data_list.append(dict(token=token, sample_idx=token, timestamp=float(sample_seed),
+                              ego2global=scene.ego2global.tolist(), images=images, instances=instances,
+                              lidar_points=dict(lidar_path=f"{token}.bin", num_pts_feats=5, lidar2ego=l2e.tolist())))
+    metainfo = dict(dataset="synthetic_driving", classes=NUSCENES_CLASSES,
+                    categories={c: i for i, c in enumerate(NUSCENES_CLASSES)}, image_hw=tuple(image_hw),
+                    info_version="1.1")
+    info_path = root / f"synthetic_driving_infos_{split}.pkl"
     dump_pickle_atomic({"metainfo": metainfo, "data_list": data_list}, info_path)
     return info_path

@@ -1,0 +1,131 @@
+"""Synthetic driving scenes: ground, oriented objects of 5 classes, a rotating 32-beam LiDAR and 6 surround
+cameras, written in the nuScenes layout (mmdet3d v1.x info file) and read by NuScenesDataset.
+
+Frames: ego z = 0 on the ground; the LiDAR sits at (0.94, 0, 1.84) rotated -90 degrees about z (its x axis
+points to the ego's right, as nuScenes' LIDAR_TOP). Boxes are stored in the LiDAR frame.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..class_names import NUSCENES_CLASSES
+from .raycast import raycast
+
+# class -> (l, w, h) in metres, base colour, LiDAR intensity
+OBJECTS = {
+    "car": ((4.6, 1.95, 1.7), (200, 40, 40), 60),
+    "truck": ((7.5, 2.6, 3.2), (230, 190, 40), 80),
+    "pedestrian": ((0.7, 0.7, 1.75), (40, 90, 220), 30),
+    "traffic_cone": ((0.45, 0.45, 0.8), (250, 120, 20), 150),
+    "barrier": ((0.5, 2.2, 1.0), (230, 230, 230), 120),
+}
+CAMERA_YAWS = {"CAM_FRONT": 0.0, "CAM_FRONT_RIGHT": -55.0, "CAM_FRONT_LEFT": 55.0, "CAM_BACK": 180.0,
+               "CAM_BACK_LEFT": 110.0, "CAM_BACK_RIGHT": -110.0}
+BEAM_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)
+
+
+def lidar2ego_matrix() -> np.ndarray:
+    mat = np.eye(4)
+    mat[:3, :3] = [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    mat[:3, 3] = (0.94, 0.0, 1.84)
+    return mat
+
+
+def cam2ego_matrix(yaw_deg: float) -> np.ndarray:
+    """OpenCV camera at 1.6 m on the roof, looking along ego heading ``yaw_deg`` (0 = forward)."""
+    yaw = np.radians(yaw_deg)
+    forward = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+    right = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+    mat = np.eye(4)
+    mat[:3, :3] = np.stack([right, [0.0, 0.0, -1.0], forward], 1)
+    mat[:3, 3] = np.array([1.0, 0.0, 1.6]) + 0.8 * forward
+    return mat
+
+
+@dataclass
+class DrivingScene:
+    """``boxes_ego [K, 7]`` (x y z l w h yaw, ego frame, geometric centre), ``labels [K]`` (NUSCENES_CLASSES
+    index), ``velocity_ego [K, 2]``, ``ego2global [4, 4]``."""
+
+    boxes_ego: np.ndarray
+    labels: np.ndarray
+    velocity_ego: np.ndarray
+    ego2global: np.ndarray
+
+
+def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0) -> DrivingScene:
+    """Objects placed without overlap on the ground within ``extent`` metres, none on the ego vehicle."""
+    rng = np.random.default_rng(seed)
+    names = list(OBJECTS)
+    weights = np.array([0.45, 0.1, 0.25, 0.1, 0.1])
+    boxes, labels, velos, placed = [], [], [], []
+    for _ in range(num_objects * 20):
+        if len(boxes) == num_objects:
+            break
+        name = names[rng.choice(len(names), p=weights)]
+        (l, w, h), _, _ = OBJECTS[name]
+        scale = rng.uniform(0.9, 1.1)
+        l, w, h = l * scale, w * scale, h * scale
+        x, y = rng.uniform(-extent, extent, 2)
+        radius = np.hypot(l, w) / 2
+        if np.hypot(x - 1.0, y) < radius + 4.0 or any(np.hypot(x - px, y - py) < radius + pr + 0.3
+                                                       for px, py, pr in placed):
+            continue
+        yaw = rng.uniform(-np.pi, np.pi)
+        placed.append((x, y, radius))
+        boxes.append([x, y, h / 2, l, w, h, yaw])
+        labels.append(NUSCENES_CLASSES.index(name))
+        speed = rng.uniform(0, 10) if name in ("car", "truck") else rng.uniform(0, 1.5) if name == "pedestrian" else 0
+        velos.append([speed * np.cos(yaw), speed * np.sin(yaw)])
+    yaw = rng.uniform(-np.pi, np.pi)
+    ego2global = np.eye(4)
+    ego2global[:3, :3] = [[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]]
+    ego2global[:3, 3] = (rng.uniform(300, 1500), rng.uniform(300, 1500), 0.0)
+    return DrivingScene(np.array(boxes).reshape(-1, 7), np.array(labels, np.int64), np.array(velos).reshape(-1, 2),
+                        ego2global)
+
+
+def simulate_lidar(scene: DrivingScene, seed: int, azimuth_step_deg: float = 0.4, max_range: float = 70.0):
+    """Rotating 32-beam LiDAR. Returns ``points [N, 5]`` float32 in the LiDAR frame (x y z intensity ring)
+    and ``target [N]`` (0 ground, k + 1 box k)."""
+    rng = np.random.default_rng(seed + 17)
+    l2e = lidar2ego_matrix()
+    az = np.radians(np.arange(0.0, 360.0, azimuth_step_deg))
+    el = np.radians(BEAM_ELEVATIONS_DEG)
+    ring, azg = np.meshgrid(np.arange(len(el)), az, indexing="ij")
+    dirs_lidar = np.stack([np.cos(el[ring]) * np.cos(azg), np.cos(el[ring]) * np.sin(azg), np.sin(el[ring])],
+                          -1).reshape(-1, 3)
+    dirs = dirs_lidar @ l2e[:3, :3].T
+    origins = np.broadcast_to(l2e[:3, 3], dirs.shape)
+    hits = raycast(origins, dirs, scene.boxes_ego, max_range=max_range)
+    ok = np.isfinite(hits.t)
+    t = hits.t[ok] + rng.normal(0, 0.01, ok.sum())
+    xyz = dirs_lidar[ok] * t[:, None]
+    target = hits.target[ok]
+    base = np.array([15.0] + [OBJECTS[NUSCENES_CLASSES[c]][2] for c in scene.labels])
+    intensity = np.clip(base[target] + rng.normal(0, 5, len(target)), 0, 255)
+    points = np.concatenate([xyz, intensity[:, None], ring.reshape(-1)[ok][:, None]], 1).astype(np.float32)
+    return points, target
+
+
+def render_camera(scene: DrivingScene, cam2ego: np.ndarray, K: np.ndarray, image_hw) -> np.ndarray:
+    """Ray-cast RGB image ``[H, W, 3]`` uint8: shaded class colours, striped grey ground, sky gradient."""
+    h, w = image_hw
+    v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+    rays_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1).reshape(-1, 3)
+    dirs = rays_cam @ cam2ego[:3, :3].T
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    origins = np.broadcast_to(cam2ego[:3, 3], dirs.shape)
+    hits = raycast(origins, dirs, scene.boxes_ego, max_range=150.0)
+    sky = np.array([150.0, 190.0, 235.0]) * (0.8 + 0.2 * np.clip(-dirs[:, 2:3] * 3 + 0.5, 0, 1))
+    colours = np.array([[110.0, 110.0, 110.0]] + [OBJECTS[NUSCENES_CLASSES[c]][1] for c in scene.labels])
+    rgb = colours[np.maximum(hits.target, 0)]
+    light = np.array([0.3, 0.2, 0.93])
+    shade = 0.55 + 0.45 * np.clip(hits.normal @ light / np.linalg.norm(light), 0, 1)
+    ground = hits.target == 0
+    p = origins[ground] + dirs[ground] * hits.t[ground, None]
+    stripes = 0.85 + 0.15 * ((np.floor(p[:, 0] / 2.0) + np.floor(p[:, 1] / 2.0)) % 2)
+    rgb = rgb * shade[:, None]
+    rgb[ground] *= stripes[:, None]
+    rgb[hits.target < 0] = sky[hits.target < 0]
+    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(h, w, 3)
