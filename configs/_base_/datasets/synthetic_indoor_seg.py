@@ -17,7 +17,7 @@ train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     sampler=dict(type="DefaultSampler", shuffle=True),
     collate_fn=dict(type="pseudo_collate"),
-    dataset=dict(**synthetic, split="train", num_scenes=8, pipeline=train_pipeline),
+    dataset=dict(**synthetic, split="train", num_scenes=16, pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,

@@ -1,0 +1,49 @@
+"""Bird's-eye-view pictures of labelled point clouds (matplotlib, headless), saved as PNG."""
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pc_kd.utils.io import atomic_write
+
+
+def label_palette(num_classes: int) -> np.ndarray:
+    """``[num_classes + 1, 3]`` distinct colours in [0, 1]; the last row (grey) is for ignored labels."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"] if num_classes > 10 else matplotlib.colormaps["tab10"]
+    colours = np.array([cmap(i % cmap.N)[:3] for i in range(num_classes)])
+    return np.vstack([colours, [0.6, 0.6, 0.6]])
+
+
+def plot_bev_labels(points: np.ndarray, label_sets: Sequence[np.ndarray], titles: Sequence[str],
+                    classes: Sequence[str], out_png, ignore_index: int = 255, max_height: float = None) -> Path:
+    """Side-by-side top views of ``points [N, >=3]`` coloured by each of ``label_sets`` (``[N]`` class ids).
+
+    Points higher than ``max_height`` (e.g. a ceiling) are left out so the room's contents show.
+    Written atomically to ``out_png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    keep = np.ones(len(points), bool) if max_height is None else points[:, 2] < max_height
+    palette = label_palette(len(classes))
+    fig, axes = plt.subplots(1, len(label_sets), figsize=(6 * len(label_sets), 6), squeeze=False)
+    for ax, labels, title in zip(axes[0], label_sets, titles):
+        lab = np.where(labels == ignore_index, len(classes), labels)[keep]
+        ax.scatter(points[keep, 0], points[keep, 1], c=palette[lab], s=1.5, linewidths=0)
+        ax.set_title(title)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (m)")
+        ax.set_ylabel("y (m)")
+    handles = [Patch(color=palette[i], label=name) for i, name in enumerate(classes)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 10), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    out_png = Path(out_png)
+    with atomic_write(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out_png
