@@ -262,3 +262,37 @@ def test_nuscenes_devkit_tables_convert_to_the_stored_info(nuscenes_tables, tmp_
     pts = ds.prepare_data(0)["points"][:, :3].astype(np.float64)
     rig = ds.get_data_info(0)["cameras"]
     assert rig.project(pts)[2][rig.names.index("CAM_FRONT")].sum() == 3067
+
+
+def test_scannet_mmdet3d_processed_layout_with_posed_images(real_data, tmp_path):
+    """points/, semantic_mask/ and posed_images/<scene>/ as mmdet3d exports them, info without an image list:
+    the loader finds the frames, and a frame's colours match the vertex colours it sees."""
+    import torch
+    from PIL import Image
+
+    from pc_kd.projection import project_points, zbuffer_visibility
+
+    src = real_data / "scannet_scene0000_00"
+    (tmp_path / "points").mkdir()
+    (tmp_path / "semantic_mask").mkdir()
+    shutil.copy(src / "scene0000_00_vert_unaligned.bin", tmp_path / "points" / "scene0000_00.bin")
+    np.load(src / "scene0000_00_sem_label_all.npy").astype(np.int64).tofile(tmp_path / "semantic_mask" /
+                                                                            "scene0000_00.bin")
+    shutil.copytree(src / "posed_images", tmp_path / "posed_images" / "scene0000_00")
+    with open(tmp_path / "scannet_infos_val.pkl", "wb") as f:
+        pickle.dump({"metainfo": {"DATASET": "SCANNET"}, "data_list": [{
+            "sample_idx": "scene0000_00", "lidar_points": {"num_pts_feats": 6, "lidar_path": "scene0000_00.bin"},
+            "pts_semantic_mask_path": "scene0000_00.bin"}]}, f)
+    ds = ScanNetDataset(ann_file="scannet_infos_val.pkl", data_root=str(tmp_path),
+                        pipeline=[dict(type="LoadPointsFromFile", load_dim=6), dict(type="LoadAnnotations3D")])
+    info, out = ds.get_data_info(0), ds.prepare_data(0)
+    assert [img["img_path"].rsplit("/", 1)[1] for img in info["images"]] == ["00000.jpg", "00011.jpg"]
+    frame = info["images"][0]
+    image = np.asarray(Image.open(frame["img_path"]).convert("RGB"))
+    lidar2img = torch.from_numpy(np.array(frame["cam2img"]) @ np.linalg.inv(np.array(frame["cam2world"])))[None]
+    pts = torch.from_numpy(out["points"][:, :3].astype(np.float64))
+    visible = zbuffer_visibility(pts, lidar2img, image.shape[:2], radius_px=4)[0]
+    uv = project_points(pts, lidar2img, image.shape[:2]).uv[0][visible].floor().long().numpy()
+    r = np.corrcoef(image[uv[:, 1], uv[:, 0]].ravel().astype(float),
+                    out["points"][visible.numpy(), 3:].ravel().astype(float))[0, 1]
+    assert r >= 0.5

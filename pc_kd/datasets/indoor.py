@@ -1,5 +1,8 @@
 """ScanNet v2 and S3DIS datasets over info files (ours from tools/create_infos.py, or mmdet3d's)."""
+from pathlib import Path
+
 from pc_kd.registry import DATASETS
+from pc_kd.utils.io import read_matrix_txt
 
 from .base import InfoFileDataset
 from .class_names import S3DIS_CLASSES, SCANNET20_CLASSES, SCANNET20_NYU40_IDS
@@ -21,13 +24,25 @@ class ScanNetDataset(InfoFileDataset):
 
     def parse_data_info(self, info: dict) -> dict:
         info = super().parse_data_info(info)
+        if "images" not in info:
+            info["images"] = self._discover_posed_images(str(info.get("sample_idx", "")))
         images = []
-        for i, img in enumerate(info.get("images", [])):
+        for i, img in enumerate(info["images"]):
             img = dict(img)
             img["img_path"] = self._checked("img", img["img_path"], f"images[{i}].img_path")
             images.append(img)
         info["images"] = images
         return info
+
+    def _discover_posed_images(self, scene: str) -> list:
+        """Frames of mmdet3d's ``posed_images/<scene>/`` export (``<frame>.jpg`` + ``<frame>.txt`` camera-to-world
+        pose + ``intrinsic.txt``) when the info file does not list them."""
+        folder = Path(self.data_root) / "posed_images" / scene
+        if not scene or not (folder / "intrinsic.txt").is_file():
+            return []
+        K = read_matrix_txt(folder / "intrinsic.txt", "posed-image intrinsics").tolist()
+        return [dict(img_path=str(jpg), cam2world=read_matrix_txt(jpg.with_suffix(".txt"), "camera pose").tolist(),
+                     cam2img=K) for jpg in sorted(folder.glob("*.jpg")) if jpg.with_suffix(".txt").is_file()]
 
 
 @DATASETS.register_module()
