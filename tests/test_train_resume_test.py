@@ -88,3 +88,15 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(tmp_path):
     err = out.stderr
     assert "other.pth does not match the model built from the config" in err
     assert "missing in checkpoint" in err and "shape mismatch" in err
+
+
+def test_demo_trains_tests_and_draws(tmp_path):
+    work = tmp_path / "demo"
+    out = _run(["tools/demo.py", "--work-dir", str(work), "--cfg-options", *_options(tmp_path / "data", 2)],
+               timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert re.search(r"test mIoU [0-9.]+ %, oAcc [0-9.]+ %; picture: .*bev_prediction.png", out.stdout + out.stderr)
+    from PIL import Image
+
+    with Image.open(work / "bev_prediction.png") as img:
+        assert img.size[0] > 600 and img.size[1] > 300

@@ -8,27 +8,23 @@ Writes checkpoints and logs to the work dir, prints the test mIoU, and saves ``b
 import argparse
 import os.path as osp
 
-import numpy as np
 import torch
-from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+
+from pc_kd.engine import add_runner_args, build_runner, load_config
+from pc_kd.visualization import plot_bev_labels
 
 DEFAULT_CONFIG = osp.join(osp.dirname(__file__), "..", "configs", "supervised",
                           "supervised_spconv-unet_none_synthetic-indoor.py")
 
 
 def main(argv=None):
-    from pc_kd.engine import build_runner
-    from pc_kd.visualization import plot_bev_labels
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=DEFAULT_CONFIG)
-    parser.add_argument("--work-dir", default="work_dirs/demo")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
+    add_runner_args(parser)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir
+    args.work_dir = args.work_dir or "work_dirs/demo"
+    cfg = load_config(args)
     runner = build_runner(cfg, args.config)
     runner.train()
     metrics = runner.test()

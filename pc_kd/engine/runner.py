@@ -1,5 +1,7 @@
 """Runner set-up shared by tools/train.py and tools/test.py."""
 import difflib
+import os
+import os.path as osp
 import inspect
 
 from mmengine.config import Config
@@ -40,3 +42,25 @@ def load_weights_strict(runner: Runner, checkpoint: str) -> None:
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
     check_state_dict_matches(model, state, checkpoint)
     runner.load_checkpoint(checkpoint, map_location="cpu", strict=True)
+
+
+def add_runner_args(parser) -> None:
+    """Arguments shared by tools/train.py, tools/test.py and tools/demo.py."""
+    from mmengine.config import DictAction
+
+    parser.add_argument("--work-dir", help="folder for logs and checkpoints (default: work_dirs/<config name>)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config entries, e.g. train_cfg.max_epochs=2")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def load_config(args) -> Config:
+    """Config from ``args.config`` with ``--cfg-options``, launcher and work dir applied (see add_runner_args)."""
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
+        "work_dirs", osp.splitext(osp.basename(args.config))[0])
+    return cfg
