@@ -24,8 +24,9 @@ def _dense(idx, feats, shape, batch):
 
 
 def _dense_weight(conv):
-    # spconv stores [out, kz, ky, kx, in] (KRSC); conv3d wants [out, in, kz, ky, kx].
-    return conv.weight.permute(0, 4, 1, 2, 3)
+    """A leaf copy of the spconv weight in conv3d's layout: spconv stores [out, kz, ky, kx, in] (KRSC),
+    conv3d wants [out, in, kz, ky, kx]."""
+    return conv.weight.detach().permute(0, 4, 1, 2, 3).clone().requires_grad_(True)
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,8 @@ def test_subm_conv_matches_dense_conv3d(shape):
     out = conv(sp.SparseConvTensor(feats_sp, idx, list(shape), 2))
     feats_d = feats.clone().requires_grad_(True)
     dense_in = _dense(idx, feats_d, shape, 2)
-    ref = F.conv3d(dense_in, _dense_weight(conv), conv.bias, padding=1)
+    weight_d = _dense_weight(conv)
+    ref = F.conv3d(dense_in, weight_d, conv.bias, padding=1)
     ref_at_active = ref[idx[:, 0].long(), :, idx[:, 1].long(), idx[:, 2].long(), idx[:, 3].long()]
     # SubM output lives on the input sites; compare there (row order of out.indices may differ).
     out_dense = _dense(out.indices, out.features, shape, 2)
@@ -54,6 +56,7 @@ def test_subm_conv_matches_dense_conv3d(shape):
     (out_at_active * grad_out).sum().backward()
     (ref_at_active * grad_out).sum().backward()
     torch.testing.assert_close(feats_sp.grad, feats_d.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(conv.weight.grad.permute(0, 4, 1, 2, 3), weight_d.grad, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 2, 0)])
@@ -64,7 +67,8 @@ def test_strided_sparse_conv_matches_dense_conv3d(kernel, stride, padding):
     feats_sp = feats.clone().requires_grad_(True)
     out = conv(sp.SparseConvTensor(feats_sp, idx, list(shape), 2))
     feats_d = feats.clone().requires_grad_(True)
-    ref = F.conv3d(_dense(idx, feats_d, shape, 2), _dense_weight(conv), None, stride=stride, padding=padding)
+    weight_d = _dense_weight(conv)
+    ref = F.conv3d(_dense(idx, feats_d, shape, 2), weight_d, None, stride=stride, padding=padding)
     out_dense = out.dense()
     assert out_dense.shape == ref.shape
     # Sites a regular sparse conv does not produce are exactly those whose receptive field is empty.
@@ -73,7 +77,7 @@ def test_strided_sparse_conv_matches_dense_conv3d(kernel, stride, padding):
     (out_dense * grad).sum().backward()
     (ref * grad).sum().backward()
     torch.testing.assert_close(feats_sp.grad, feats_d.grad, rtol=1e-10, atol=1e-10)
-    assert conv.weight.grad is not None
+    torch.testing.assert_close(conv.weight.grad.permute(0, 4, 1, 2, 3), weight_d.grad, rtol=1e-10, atol=1e-10)
 
 
 def test_float32_unet_sized_layers_run_on_cpu():

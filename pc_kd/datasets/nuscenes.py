@@ -1,6 +1,4 @@
 """nuScenes key frames over an mmdet3d v1.x info file (ours from tools/create_infos.py, or mmdet3d's)."""
-import numpy as np
-
 from pc_kd.registry import DATASETS
 from pc_kd.structures import CameraRig
 from pc_kd.utils.checks import check_transform
@@ -49,5 +47,4 @@ class NuScenesDataset(InfoFileDataset):
             if len(inst["bbox_3d"]) != 7:
                 raise ValueError(f"{where}: bbox_3d must be [x, y, z, l, w, h, yaw], got {inst['bbox_3d']}")
         info["lidar2global"] = info["ego2global"] @ info["lidar2ego"]
-        info["lidar2global"] = np.asarray(info["lidar2global"])
         return info

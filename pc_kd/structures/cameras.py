@@ -84,7 +84,7 @@ class CameraRig:
     @classmethod
     def from_mmdet3d_images(cls, images: dict, image_hw, where: str = "images") -> "CameraRig":
         """Rig from an mmdet3d v1.x ``images`` dict ``{CAM_*: {cam2img, lidar2cam, ...}}`` (info files)."""
-        names = sorted(images) if not isinstance(images, dict) else list(images)
+        names = list(images)
         Ks, l2c = [], []
         for name in names:
             cam = images[name]
