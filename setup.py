@@ -22,7 +22,8 @@ EXTRAS = {
         "spconv-cu126==2.3.8; python_version >= '3.12'",
     ],
     "vis": ["open3d>=0.19"],
-    "test": ["pytest>=7.4"],
+    # triton: the kernels' tests run in its interpreter on CPU (CUDA builds of torch bring their own triton).
+    "test": ["pytest>=7.4", "triton>=3.2,<3.10"],
 }
 EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
 

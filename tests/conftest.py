@@ -6,6 +6,9 @@ import pytest
 import torch
 
 torch.set_num_threads(2)
+if not torch.cuda.is_available():
+    # Triton kernels run in its interpreter on CPU (must be set before triton compiles anything).
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def _real_root():

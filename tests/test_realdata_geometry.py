@@ -120,3 +120,28 @@ def test_scannet_frame_colours_match_vertex_colours(scannet_scene, frame):
     turn[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]  # 20 degrees about the camera's y axis
     r_wrong, _ = _frame_vertex_colour_correlation(verts, K, pose @ turn, image)
     assert r_wrong < 0.25
+
+
+def _backprojected_colour_correlation(verts, K, pose, image):
+    from pc_kd.projection import backproject_features
+
+    h, w = image.shape[:2]
+    lidar2img = torch.from_numpy(K @ np.linalg.inv(pose))[None]
+    feats = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]  # the RGB image as a 3-channel map
+    out, count = backproject_features(torch.from_numpy(verts[:, :3].astype(np.float64)), feats, lidar2img, (h, w),
+                                      visibility="zbuffer", zbuffer_radius=4, depth_tol=0.05)
+    seen = (count > 0).numpy()
+    return np.corrcoef(out.numpy()[seen].ravel(), verts[seen, 3:6].ravel())[0, 1], int(seen.sum())
+
+
+@pytest.mark.parametrize("frame", ["00000", "00011"])
+def test_scannet_backprojected_frame_colours_match_vertex_colours(scannet_scene, frame):
+    root, verts, K = scannet_scene
+    pose = read_matrix_txt(root / "posed_images" / f"{frame}.txt")
+    image = np.asarray(Image.open(root / "posed_images" / f"{frame}.jpg").convert("RGB"))
+    r, n = _backprojected_colour_correlation(verts, K, pose, image)
+    assert n > 3000 and r >= 0.5
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    turn = np.eye(4)
+    turn[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    assert _backprojected_colour_correlation(verts, K, pose @ turn, image)[0] < 0.25

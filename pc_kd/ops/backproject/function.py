@@ -1,0 +1,125 @@
+"""Autograd Function of the fused back-projection and its two implementations (Triton on CUDA, the
+PyTorch twin elsewhere). The geometry arrives as a *plan*: an object whose ``groups()`` yields
+``(views: slice, uv [Vg, N, 2] float32, visible [Vg, N] bool)`` a few views at a time, so that per-view
+geometry never needs ``[V, N]`` memory for all views at once."""
+import os
+
+import torch
+
+from .reference import accumulate_reference, backward_reference
+
+IMPLS = ("auto", "torch", "triton")
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_impl(feats: torch.Tensor, impl: str = "auto") -> str:
+    """``triton`` for CUDA tensors when triton imports (or when forced), else ``torch`` (the twin).
+    ``PC_KD_BACKPROJECT_IMPL`` overrides ``auto``."""
+    impl = os.environ.get("PC_KD_BACKPROJECT_IMPL", impl) if impl == "auto" else impl
+    if impl not in IMPLS:
+        raise ValueError(f"backproject impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return "triton" if feats.is_cuda and triton_available() else "torch"
+    return impl
+
+
+def _launch_grid(n, c, block_n, block_c):
+    return ((n + block_n - 1) // block_n, (c + block_c - 1) // block_c)
+
+
+def _blocks(c):
+    block_c = min(64, max(16, 1 << (max(c, 1) - 1).bit_length()))
+    return 32, block_c
+
+
+def _forward_triton(feats, plan, bilinear, reduce_max):
+    from .kernel import backproject_fwd_kernel
+
+    n, (_, c, h, w) = plan.num_points, feats.shape
+    acc = torch.full((n, c), float("-inf") if reduce_max else 0.0, dtype=torch.float32, device=feats.device)
+    cnt = torch.zeros(n, dtype=torch.int32, device=feats.device)
+    block_n, block_c = _blocks(c)
+    H, W = plan.image_hw
+    for views, uv, visible in plan.groups():
+        fg = feats[views]
+        if n and c:
+            backproject_fwd_kernel[_launch_grid(n, c, block_n, block_c)](
+                fg, uv.contiguous(), visible.to(torch.int8).contiguous(), acc, cnt, n, c, fg.shape[0], h, w,
+                w / W, h / H, *fg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max, BLOCK_N=block_n,
+                BLOCK_C=block_c)
+    return acc, cnt.long()
+
+
+def _backward_triton(grad, out, feats, plan, bilinear, reduce_max):
+    from .kernel import backproject_bwd_kernel
+
+    n, (_, c, h, w) = plan.num_points, feats.shape
+    grad_feats = torch.zeros(feats.shape, dtype=torch.float32, device=feats.device)
+    block_n, block_c = _blocks(c)
+    H, W = plan.image_hw
+    grad = grad.float().contiguous()
+    out = out.float().contiguous() if reduce_max else grad
+    for views, uv, visible in plan.groups():
+        fg, gg = feats[views], grad_feats[views]
+        if n and c:
+            backproject_bwd_kernel[_launch_grid(n, c, block_n, block_c)](
+                gg, grad, out, fg, uv.contiguous(), visible.to(torch.int8).contiguous(), n, c, fg.shape[0], h, w,
+                w / W, h / H, *fg.stride(), *gg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max,
+                BLOCK_N=block_n, BLOCK_C=block_c)
+    return grad_feats.to(feats.dtype)
+
+
+def _forward_torch(feats, plan, bilinear, reduce_max):
+    c = feats.shape[1]
+    acc_cf = feats.new_full((c, plan.num_points), float("-inf") if reduce_max else 0.0)
+    count = torch.zeros(plan.num_points, dtype=torch.long, device=feats.device)
+    for views, uv, visible in plan.groups():
+        accumulate_reference(acc_cf, count, feats[views], uv, visible, plan.image_hw, bilinear, reduce_max)
+    return acc_cf.t(), count
+
+
+def _backward_torch(grad, out, feats, plan, bilinear, reduce_max):
+    grad_feats = torch.zeros(feats.shape, dtype=feats.dtype, device=feats.device)
+    grad_cf, out_cf = grad.t(), (out.t() if reduce_max else None)
+    for views, uv, visible in plan.groups():
+        backward_reference(grad_feats[views], grad_cf, out_cf, feats[views], uv, visible, plan.image_hw,
+                           bilinear, reduce_max)
+    return grad_feats
+
+
+class BackprojectFunction(torch.autograd.Function):
+    """``(feats [V, C, h, w], plan) -> (point_feats [N, C], view_count [N])``; differentiable in ``feats``."""
+
+    @staticmethod
+    def forward(ctx, feats, plan, reduce, bilinear, impl):
+        reduce_max = reduce == "max"
+        forward = _forward_triton if impl == "triton" else _forward_torch
+        out, count = forward(feats, plan, bilinear, reduce_max)
+        if reduce == "mean":
+            out.div_(count.clamp(min=1)[:, None].to(out.dtype))
+        elif reduce_max:
+            out.masked_fill_((count == 0)[:, None], 0.0)
+        out = out.to(feats.dtype)
+        ctx.plan, ctx.reduce, ctx.bilinear, ctx.impl = plan, reduce, bilinear, impl
+        ctx.save_for_backward(feats, out if reduce_max else None, count)
+        ctx.mark_non_differentiable(count)
+        return out, count
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_count):
+        feats, out, count = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        grad = grad_out
+        if ctx.reduce == "mean":
+            grad = grad / count.clamp(min=1)[:, None].to(grad.dtype)
+        backward = _backward_triton if ctx.impl == "triton" else _backward_torch
+        grad_feats = backward(grad, out, feats, ctx.plan, ctx.bilinear, ctx.reduce == "max")
+        return grad_feats, None, None, None, None

@@ -1,0 +1,117 @@
+"""Triton kernels of the fused back-projection (CUDA; the interpreter runs them on CPU for tests).
+
+One program owns ``BLOCK_N`` points x ``BLOCK_C`` channels and loops over the views inside the kernel, so
+the ``[V, N, C]`` tensor of per-view samples never exists: each view's contribution is gathered from the
+feature maps (any strides; channels-last maps make the ``BLOCK_C`` loads contiguous) and reduced in
+registers. The tap arithmetic is that of :func:`pc_kd.ops.backproject.reference.sample_taps`.
+Importing this module imports triton.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _taps(uv_ptr, vis_ptr, v, offs_n, mask_n, N, sx, sy, h, w, BILINEAR: tl.constexpr):
+    vis = tl.load(vis_ptr + v * N + offs_n, mask=mask_n, other=0) != 0
+    u = tl.load(uv_ptr + (v * N + offs_n) * 2, mask=mask_n, other=0.0)
+    q = tl.load(uv_ptr + (v * N + offs_n) * 2 + 1, mask=mask_n, other=0.0)
+    if BILINEAR:
+        x = u * sx - 0.5
+        y = q * sy - 0.5
+        x0f = tl.floor(x)
+        y0f = tl.floor(y)
+        fx = x - x0f
+        fy = y - y0f
+        x0 = tl.minimum(tl.maximum(x0f, 0.0), w - 1.0).to(tl.int32)
+        x1 = tl.minimum(tl.maximum(x0f + 1.0, 0.0), w - 1.0).to(tl.int32)
+        y0 = tl.minimum(tl.maximum(y0f, 0.0), h - 1.0).to(tl.int32)
+        y1 = tl.minimum(tl.maximum(y0f + 1.0, 0.0), h - 1.0).to(tl.int32)
+    else:
+        x0 = tl.minimum(tl.maximum(tl.floor(u * sx), 0.0), w - 1.0).to(tl.int32)
+        y0 = tl.minimum(tl.maximum(tl.floor(q * sy), 0.0), h - 1.0).to(tl.int32)
+        x1 = x0
+        y1 = y0
+        fx = u * 0.0
+        fy = u * 0.0
+    return vis, x0, x1, y0, y1, fx, fy
+
+
+@triton.jit
+def _gather(feat_ptr, v, offs_c, y, x, mask, s_fv, s_fc, s_fy, s_fx):
+    ptr = feat_ptr + v * s_fv + offs_c[None, :] * s_fc + y[:, None] * s_fy + x[:, None] * s_fx
+    return tl.load(ptr, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _sample(feat_ptr, v, offs_c, x0, x1, y0, y1, fx, fy, mask, s_fv, s_fc, s_fy, s_fx, BILINEAR: tl.constexpr):
+    if BILINEAR:
+        s = _gather(feat_ptr, v, offs_c, y0, x0, mask, s_fv, s_fc, s_fy, s_fx) * ((1 - fx) * (1 - fy))[:, None]
+        s += _gather(feat_ptr, v, offs_c, y0, x1, mask, s_fv, s_fc, s_fy, s_fx) * (fx * (1 - fy))[:, None]
+        s += _gather(feat_ptr, v, offs_c, y1, x0, mask, s_fv, s_fc, s_fy, s_fx) * ((1 - fx) * fy)[:, None]
+        s += _gather(feat_ptr, v, offs_c, y1, x1, mask, s_fv, s_fc, s_fy, s_fx) * (fx * fy)[:, None]
+    else:
+        s = _gather(feat_ptr, v, offs_c, y0, x0, mask, s_fv, s_fc, s_fy, s_fx)
+    return s
+
+
+@triton.jit
+def backproject_fwd_kernel(feat_ptr, uv_ptr, vis_ptr, acc_ptr, cnt_ptr, N, C, V, h, w, sx, sy,
+                           s_fv, s_fc, s_fy, s_fx, BILINEAR: tl.constexpr, REDUCE_MAX: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """acc [N, C] (float32, accumulated in place) and cnt [N] (int32, in place) over the V views."""
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_n = offs_n < N
+    mask_c = offs_c < C
+    out_mask = mask_n[:, None] & mask_c[None, :]
+    acc_ptrs = acc_ptr + offs_n[:, None] * C + offs_c[None, :]
+    acc = tl.load(acc_ptrs, mask=out_mask, other=0.0)
+    cnt = tl.load(cnt_ptr + offs_n, mask=mask_n, other=0)
+    for v in range(V):
+        vis, x0, x1, y0, y1, fx, fy = _taps(uv_ptr, vis_ptr, v, offs_n, mask_n, N, sx, sy, h, w, BILINEAR)
+        m = vis[:, None] & out_mask
+        s = _sample(feat_ptr, v, offs_c, x0, x1, y0, y1, fx, fy, m, s_fv, s_fc, s_fy, s_fx, BILINEAR)
+        if REDUCE_MAX:
+            acc = tl.where(m, tl.maximum(acc, s), acc)
+        else:
+            acc += tl.where(m, s, 0.0)
+        cnt += vis.to(tl.int32)
+    tl.store(acc_ptrs, acc, mask=out_mask)
+    if tl.program_id(1) == 0:
+        tl.store(cnt_ptr + offs_n, cnt, mask=mask_n)
+
+
+@triton.jit
+def _scatter(grad_ptr, v, offs_c, y, x, val, mask, s_gv, s_gc, s_gy, s_gx):
+    ptr = grad_ptr + v * s_gv + offs_c[None, :] * s_gc + y[:, None] * s_gy + x[:, None] * s_gx
+    tl.atomic_add(ptr, val, mask=mask)
+
+
+@triton.jit
+def backproject_bwd_kernel(grad_ptr, gout_ptr, out_ptr, feat_ptr, uv_ptr, vis_ptr, N, C, V, h, w, sx, sy,
+                           s_fv, s_fc, s_fy, s_fx, s_gv, s_gc, s_gy, s_gx,
+                           BILINEAR: tl.constexpr, REDUCE_MAX: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """grad [V, C, h, w] (float32, atomics) += taps' weights x gout [N, C] (already / count for a mean)."""
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_n = offs_n < N
+    mask_c = offs_c < C
+    io_mask = mask_n[:, None] & mask_c[None, :]
+    g = tl.load(gout_ptr + offs_n[:, None] * C + offs_c[None, :], mask=io_mask, other=0.0)
+    if REDUCE_MAX:
+        best = tl.load(out_ptr + offs_n[:, None] * C + offs_c[None, :], mask=io_mask, other=0.0)
+    for v in range(V):
+        vis, x0, x1, y0, y1, fx, fy = _taps(uv_ptr, vis_ptr, v, offs_n, mask_n, N, sx, sy, h, w, BILINEAR)
+        m = vis[:, None] & io_mask
+        gv = g
+        if REDUCE_MAX:
+            s = _sample(feat_ptr, v, offs_c, x0, x1, y0, y1, fx, fy, m, s_fv, s_fc, s_fy, s_fx, BILINEAR)
+            m = m & (s == best)
+        if BILINEAR:
+            _scatter(grad_ptr, v, offs_c, y0, x0, gv * ((1 - fx) * (1 - fy))[:, None], m, s_gv, s_gc, s_gy, s_gx)
+            _scatter(grad_ptr, v, offs_c, y0, x1, gv * (fx * (1 - fy))[:, None], m, s_gv, s_gc, s_gy, s_gx)
+            _scatter(grad_ptr, v, offs_c, y1, x0, gv * ((1 - fx) * fy)[:, None], m, s_gv, s_gc, s_gy, s_gx)
+            _scatter(grad_ptr, v, offs_c, y1, x1, gv * (fx * fy)[:, None], m, s_gv, s_gc, s_gy, s_gx)
+        else:
+            _scatter(grad_ptr, v, offs_c, y0, x0, gv, m, s_gv, s_gc, s_gy, s_gx)

@@ -1,0 +1,193 @@
+"""backproject_features: the PyTorch twin against per-point loops (and grid_sample), the Triton kernel
+(interpreted on CPU) against the twin, forward and gradients, odd sizes, empty and invisible inputs."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pc_kd.ops.backproject import triton_available
+from pc_kd.projection import backproject_features, zbuffer_visibility
+
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton)")
+
+
+def _scene(n=37, v=3, c=5, feat_hw=(7, 9), image_hw=(21, 36), seed=0, dtype=torch.float64):
+    """Points in front of V cameras looking along +z from shifted positions; odd sizes by default."""
+    g = torch.Generator().manual_seed(seed)
+    points = torch.rand(n, 3, generator=g, dtype=torch.float64) * torch.tensor([9.0, 3.0, 2.0]) + torch.tensor(
+        [-4.5, -1.5, 3.0])
+    H, W = image_hw
+    lidar2img = torch.zeros(v, 4, 4, dtype=torch.float64)
+    for i in range(v):
+        K = torch.tensor([[W * 0.8, 0, W / 2, 0], [0, H * 0.8, H / 2, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]],
+                         dtype=torch.float64)
+        pose = torch.eye(4, dtype=torch.float64)
+        pose[:3, 3] = torch.tensor([0.7 * (i - 1), 0.3 * i, -0.2 * i])
+        lidar2img[i] = K @ pose
+    feats = torch.randn(v, c, *feat_hw, generator=g, dtype=dtype)
+    return points, feats, lidar2img, image_hw
+
+
+def _naive(points, feats, lidar2img, image_hw, sampling, reduce, border=0, visible=None):
+    """One view at a time, one point at a time; samples through F.grid_sample (an independent oracle)."""
+    H, W = image_hw
+    V, C = feats.shape[:2]
+    outs, counts = [], []
+    for n in range(points.shape[0]):
+        samples = []
+        for v in range(V):
+            p = lidar2img[v] @ torch.cat([points[n], points.new_ones(1)])
+            z = p[2]
+            if z <= 1e-5:
+                continue
+            u, q = p[0] / z, p[1] / z
+            if not (border <= u < W - border and border <= q < H - border):
+                continue
+            if visible is not None and not visible[v, n]:
+                continue
+            grid = torch.stack([2 * u / W - 1, 2 * q / H - 1]).to(feats.dtype).view(1, 1, 1, 2)
+            s = F.grid_sample(feats[v:v + 1], grid, mode=sampling, padding_mode="border", align_corners=False)
+            samples.append(s.view(C))
+        counts.append(len(samples))
+        if not samples:
+            outs.append(feats.new_zeros(C) * feats.sum())
+            continue
+        stack = torch.stack(samples)
+        outs.append({"mean": stack.mean(0), "sum": stack.sum(0), "max": stack.max(0).values}[reduce])
+    return torch.stack(outs), torch.tensor(counts)
+
+
+@pytest.mark.parametrize("sampling", ["bilinear", "nearest"])
+@pytest.mark.parametrize("reduce", ["mean", "max", "sum"])
+@pytest.mark.parametrize("feat_hw", [(7, 9), (21, 36)])
+def test_twin_matches_per_point_loop_forward_and_gradients(sampling, reduce, feat_hw):
+    points, feats, lidar2img, image_hw = _scene(feat_hw=feat_hw)
+    feats_a, feats_b = feats.clone().requires_grad_(True), feats.clone().requires_grad_(True)
+    out, count = backproject_features(points, feats_a, lidar2img, image_hw, sampling=sampling, reduce=reduce,
+                                      border=1, impl="torch")
+    ref, ref_count = _naive(points, feats_b, lidar2img, image_hw, sampling, reduce, border=1)
+    assert count.tolist() == ref_count.tolist() and 0 < int((count == 0).sum()) < len(count)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    grad = torch.randn_like(ref)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    torch.testing.assert_close(feats_a.grad, feats_b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_gradcheck_float64():
+    points, feats, lidar2img, image_hw = _scene(n=9, v=2, c=2, feat_hw=(5, 6))
+    feats.requires_grad_(True)
+    for reduce in ("mean", "sum"):
+        assert torch.autograd.gradcheck(
+            lambda f: backproject_features(points, f, lidar2img, image_hw, reduce=reduce, impl="torch")[0],
+            (feats,))
+
+
+def test_depth_visibility_matches_the_loop():
+    points, feats, lidar2img, image_hw = _scene(n=40, seed=3)
+    H, W = image_hw
+    g = torch.Generator().manual_seed(1)
+    depth_maps = 3.0 + 2.0 * torch.rand(3, H, W, generator=g, dtype=torch.float64)
+    depth_maps[:, :3] = 0  # no depth measured there
+    out, count = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=depth_maps,
+                                      depth_tol=0.2, impl="torch")
+    visible = torch.zeros(3, len(points), dtype=torch.bool)
+    for v in range(3):
+        for n in range(len(points)):
+            p = lidar2img[v] @ torch.cat([points[n], points.new_ones(1)])
+            u, q = int(p[0] / p[2]), int(p[1] / p[2])
+            if p[2] > 0 and 0 <= u < W and 0 <= q < H:
+                d = depth_maps[v, q, u]
+                visible[v, n] = bool(d > 0 and abs(d - p[2]) <= 0.2 * d)
+    ref, ref_count = _naive(points, feats, lidar2img, image_hw, "bilinear", "mean", visible=visible)
+    assert count.tolist() == ref_count.tolist() and 0 < int(visible.sum()) < visible.numel()
+    torch.testing.assert_close(out, ref)
+
+
+def test_zbuffer_visibility_is_applied():
+    points, feats, lidar2img, image_hw = _scene(n=60, seed=4)
+    _, count = backproject_features(points, feats, lidar2img, image_hw, visibility="zbuffer", depth_tol=0.01,
+                                    zbuffer_radius=1, impl="torch")
+    visible = zbuffer_visibility(points, lidar2img, image_hw, radius_px=1, depth_tol=0.01)
+    assert count.tolist() == visible.sum(0).tolist()
+
+
+def test_ragged_batch_equals_per_scene_calls():
+    a = _scene(n=11, v=2, seed=5)
+    b = _scene(n=17, v=3, seed=6)
+    out, count = backproject_features(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), torch.cat([a[2], b[2]]),
+                                      a[3], offset=torch.tensor([11, 28]), view_offset=torch.tensor([2, 5]),
+                                      impl="torch")
+    for (points, feats, lidar2img, hw), rows in ((a, slice(0, 11)), (b, slice(11, 28))):
+        ref, ref_count = backproject_features(points, feats, lidar2img, hw, impl="torch")
+        torch.testing.assert_close(out[rows], ref)
+        assert count[rows].tolist() == ref_count.tolist()
+
+
+@pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=needs_triton)])
+def test_empty_behind_and_invisible_points(impl):
+    points, feats, lidar2img, image_hw = _scene(dtype=torch.float32)
+    empty, count = backproject_features(points[:0], feats, lidar2img, image_hw, impl=impl)
+    assert empty.shape == (0, 5) and count.shape == (0,)
+    behind = points * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # behind every camera
+    out, count = backproject_features(behind, feats.requires_grad_(True), lidar2img, image_hw, reduce="max",
+                                      impl=impl)
+    assert (count == 0).all() and (out == 0).all()
+    out.sum().backward()
+    assert (feats.grad == 0).all()
+
+
+@needs_triton
+@pytest.mark.parametrize("sampling", ["bilinear", "nearest"])
+@pytest.mark.parametrize("reduce", ["mean", "max", "sum"])
+def test_triton_kernel_matches_twin(sampling, reduce):
+    points, feats, lidar2img, image_hw = _scene(n=45, v=3, c=70, feat_hw=(5, 9), dtype=torch.float32, seed=7)
+    fa, fb = feats.clone().requires_grad_(True), feats.clone().requires_grad_(True)
+    out_t, cnt_t = backproject_features(points, fa, lidar2img, image_hw, sampling=sampling, reduce=reduce,
+                                        border=1, impl="triton")
+    out_r, cnt_r = backproject_features(points, fb, lidar2img, image_hw, sampling=sampling, reduce=reduce,
+                                        border=1, impl="torch")
+    assert cnt_t.tolist() == cnt_r.tolist()
+    torch.testing.assert_close(out_t, out_r, rtol=1e-5, atol=1e-6)
+    grad = torch.randn_like(out_r)
+    (out_t * grad).sum().backward()
+    (out_r * grad).sum().backward()
+    torch.testing.assert_close(fa.grad, fb.grad, rtol=1e-5, atol=1e-5)
+
+
+@needs_triton
+def test_triton_kernel_reads_channels_last_maps():
+    points, feats, lidar2img, image_hw = _scene(n=20, c=16, dtype=torch.float32, seed=8)
+    cl = feats.contiguous(memory_format=torch.channels_last)
+    out_t, _ = backproject_features(points, cl, lidar2img, image_hw, impl="triton")
+    out_r, _ = backproject_features(points, feats, lidar2img, image_hw, impl="torch")
+    torch.testing.assert_close(out_t, out_r, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(points=torch.zeros(4, 2)), r"points must be \[N, 3\]"),
+    (dict(feats=torch.zeros(3, 5, 0, 9)), "zero size"),
+    (dict(lidar2img=torch.eye(4).expand(2, 4, 4)), r"lidar2img must be \[V, 4, 4\] with V = 3"),
+    (dict(lidar2img=torch.full((3, 4, 4), float("nan"))), "NaN or inf"),
+    (dict(visibility="depth"), "needs depth_maps"),
+    (dict(visibility="depth", depth_maps=torch.ones(3, 10, 18)), r"depth_maps must be .* = \[3, 21, 36\]"),
+    (dict(reduce="median"), "reduce must be one of"),
+])
+def test_bad_input_is_named(kwargs, match):
+    points, feats, lidar2img, image_hw = _scene(dtype=torch.float32)
+    args = dict(points=points, feats=feats, lidar2img=lidar2img, image_hw=image_hw)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        backproject_features(args.pop("points"), args.pop("feats"), args.pop("lidar2img"), args.pop("image_hw"),
+                             **args)
+
+
+def test_depth_stride_accepts_reduced_depth_maps():
+    points, feats, lidar2img, image_hw = _scene(n=30, seed=9)
+    full = torch.full((3, 21, 36), 1e3, dtype=torch.float64)
+    half = torch.full((3, 10, 18), 1e3, dtype=torch.float64)
+    _, count = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=half,
+                                    depth_stride=2)
+    assert (count == 0).all()  # depth 1 km: every point is occluded... by nothing in front: |d - z| > tol
+    _, count_full = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=full)
+    assert count.tolist() == count_full.tolist()
