@@ -11,14 +11,14 @@ from .visibility import zbuffer_visibility
 VISIBILITY = ("none", "zbuffer", "depth")
 SAMPLING = ("bilinear", "nearest")
 REDUCE = ("mean", "max", "sum")
-GEOMETRY_BYTES = 64 << 20  # per-view geometry (uv + mask) held at once
+GEOMETRY_BYTES = 16 << 20  # per-view geometry (projection temporaries, uv, mask) held at once
 
 
 class ViewPlan:
     """Per-view geometry of one scene, produced a few views at a time (see ``groups``).
 
-    For each view: ``uv [N, 2]`` pixel coordinates (``uv_dtype``: float32, float64 for float64 features on
-    the PyTorch path) and ``visible [N]``: in front of the camera,
+    For each view: ``uv [N, 2]`` pixel coordinates (``uv_dtype``: float64 on the PyTorch path, float32 for
+    the Triton kernel) and ``visible [N]``: in front of the camera,
     inside the image by ``border`` pixels, and passing the visibility test.
     """
 
@@ -30,7 +30,7 @@ class ViewPlan:
         self.border, self.visibility, self.depth_maps = border, visibility, depth_maps
         self.depth_tol, self.depth_stride, self.zbuffer_radius = depth_tol, depth_stride, zbuffer_radius
         self.num_points, self.num_views, self.uv_dtype = points.shape[0], lidar2img.shape[0], uv_dtype
-        self.group_size = max(1, GEOMETRY_BYTES // max(1, 9 * self.num_points))
+        self.group_size = max(1, GEOMETRY_BYTES // max(1, 80 * self.num_points))  # ~80 B per (view, point)
 
     def view_geometry(self, views: slice):
         """``uv [Vg, N, 2]`` (uv_dtype) and ``visible [Vg, N]`` bool of the views ``views``."""
@@ -146,7 +146,7 @@ def backproject_features(points: torch.Tensor, feats: torch.Tensor, lidar2img: t
 
 def _backproject_scene(points, feats, lidar2img, depth_maps, *, image_hw, visibility, depth_tol, sampling,
                        reduce, border, depth_stride, zbuffer_radius, impl):
-    uv_dtype = torch.float64 if feats.dtype == torch.float64 and impl == "torch" else torch.float32
+    uv_dtype = torch.float64 if impl == "torch" else torch.float32  # the Triton kernel computes in float32
     plan = ViewPlan(points, lidar2img, image_hw, border, visibility, depth_maps, depth_tol, depth_stride,
                     zbuffer_radius, uv_dtype)
     return BackprojectFunction.apply(feats, plan, reduce, sampling == "bilinear", impl)

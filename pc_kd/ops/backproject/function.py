@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .reference import accumulate_reference, backward_reference
+from .reference import ViewPairs, accumulate_reference, backward_reference
 
 IMPLS = ("auto", "torch", "triton")
 
@@ -76,21 +76,39 @@ def _backward_triton(grad, out, feats, plan, bilinear, reduce_max):
     return grad_feats.to(feats.dtype)
 
 
-def _forward_torch(feats, plan, bilinear, reduce_max):
-    c = feats.shape[1]
-    acc_cf = feats.new_full((c, plan.num_points), float("-inf") if reduce_max else 0.0)
-    count = torch.zeros(plan.num_points, dtype=torch.long, device=feats.device)
+def _pair_batches(feats, plan, bilinear, count=None):
+    """Lists of :class:`ViewPairs` whose total size stays within a budget (an eighth of the output, at
+    least 16 MB), so the pairs of all views never need to exist at once."""
+    budget = max(16 << 20, plan.num_points * feats.shape[1] * feats.element_size() // 8)
+    feat_hw = tuple(feats.shape[2:])
+    batch, size = [], 0
     for views, uv, visible in plan.groups():
-        accumulate_reference(acc_cf, count, feats[views], uv, visible, plan.image_hw, bilinear, reduce_max)
+        for j in range(uv.shape[0]):
+            pairs = ViewPairs(views.start + j, uv[j], visible[j], plan.image_hw, feat_hw, bilinear, feats.dtype)
+            batch.append(pairs)
+            size += pairs.nbytes
+            if count is not None:
+                count += visible[j]
+            if size >= budget:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _forward_torch(feats, plan, bilinear, reduce_max):
+    acc_cf = feats.new_full((feats.shape[1], plan.num_points), float("-inf") if reduce_max else 0.0)
+    count = torch.zeros(plan.num_points, dtype=torch.long, device=feats.device)
+    for batch in _pair_batches(feats, plan, bilinear, count):
+        accumulate_reference(acc_cf, feats, batch, reduce_max)
     return acc_cf.t(), count
 
 
 def _backward_torch(grad, out, feats, plan, bilinear, reduce_max):
     grad_feats = torch.zeros(feats.shape, dtype=feats.dtype, device=feats.device)
-    grad_cf, out_cf = grad.t(), (out.t() if reduce_max else None)
-    for views, uv, visible in plan.groups():
-        backward_reference(grad_feats[views], grad_cf, out_cf, feats[views], uv, visible, plan.image_hw,
-                           bilinear, reduce_max)
+    out_cf = out.t() if reduce_max else None
+    for batch in _pair_batches(feats, plan, bilinear):
+        backward_reference(grad_feats, grad.t(), out_cf, feats, batch)
     return grad_feats
 
 

@@ -1,14 +1,20 @@
-"""Reference twin of the fused back-projection: plain PyTorch, the CPU path, memory-bounded by chunking.
+"""Reference twin of the fused back-projection: plain PyTorch, the CPU path, memory-bounded.
 
-Accumulates into a channel-first ``[C, N]`` buffer (returned to the caller as its ``[N, C]`` transpose, a
-view), so nothing of size ``[V, N, C]`` or a second ``[N, C]`` is ever built: beyond the output it holds one
-``[C, chunk]`` sample at a time.
+Layout and loop order are chosen for the CPU's caches:
+
+* the output is accumulated channel-first, ``acc [C, N]`` (handed to the caller as its ``[N, C]``
+  transpose, a view), so nothing of size ``[V, N, C]`` or a second ``[N, C]`` is ever built;
+* the visible (view, point) pairs of a batch of views are listed sparsely (point, taps, weights), sorted by
+  feature-map position, then accumulated **one block of channels at a time** over all those views: a block's
+  slice of ``acc`` (a few MB) stays in the last-level cache while every view adds into it, and each view's
+  feature rows are read once per block. On 2 CPU cores this is ~4x faster than adding whole-channel samples
+  view after view (the scattered column writes into a 410 MB ``acc`` are what cost).
 """
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 
-CHUNK = 16384  # visible points sampled at once per view
+CACHE_BYTES = 8 << 20  # size of the acc slice kept hot while the views add into it
 
 
 def sample_taps(uv: torch.Tensor, image_hw: Tuple[int, int], feat_hw: Tuple[int, int], bilinear: bool):
@@ -37,50 +43,66 @@ def sample_taps(uv: torch.Tensor, image_hw: Tuple[int, int], feat_hw: Tuple[int,
     return index, weight
 
 
-def _view_chunks(uv_v: torch.Tensor, visible_v: torch.Tensor, image_hw, feat_hw, bilinear: bool):
-    points = torch.nonzero(visible_v).squeeze(1)
-    for start in range(0, len(points), CHUNK):
-        idx = points[start:start + CHUNK]
-        index, weight = sample_taps(uv_v[idx], image_hw, feat_hw, bilinear)
-        yield idx, index, weight
+class ViewPairs:
+    """Visible pairs of one view: ``points [n]`` int64, ``index [T, n]`` taps, ``weight [T, n]`` (None for
+    nearest sampling), ordered by ``index[0]`` so that gathers along a feature row walk memory forwards."""
+
+    def __init__(self, view: int, uv_v: torch.Tensor, visible_v: torch.Tensor, image_hw, feat_hw, bilinear: bool,
+                 dtype):
+        points = torch.nonzero(visible_v).squeeze(1)
+        index, weight = sample_taps(uv_v[points], image_hw, feat_hw, bilinear)
+        order = torch.argsort(index[0])
+        self.view, self.points, self.index = view, points[order], index[:, order]
+        self.weight = weight[:, order].to(dtype) if bilinear else None
+
+    @property
+    def nbytes(self) -> int:
+        return self.points.numel() * 8 * (1 + 2 * self.index.shape[0])
 
 
-def _sample(fv: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``[C, n]`` samples of the ``[C, h*w]`` map ``fv`` at the taps."""
-    out = fv.index_select(1, index[0]) * weight[0].to(fv.dtype)
-    for t in range(1, len(index)):
-        out += fv.index_select(1, index[t]) * weight[t].to(fv.dtype)
+def sample(rows: torch.Tensor, pairs: ViewPairs) -> torch.Tensor:
+    """``[c, n]`` samples of feature rows ``[c, h*w]`` at the pairs' taps."""
+    out = rows.index_select(1, pairs.index[0])
+    if pairs.weight is None:
+        return out
+    out *= pairs.weight[0]
+    for t in range(1, pairs.index.shape[0]):
+        out += rows.index_select(1, pairs.index[t]) * pairs.weight[t]
     return out
 
 
-def accumulate_reference(acc_cf: torch.Tensor, count: torch.Tensor, feats: torch.Tensor, uv: torch.Tensor,
-                         visible: torch.Tensor, image_hw, bilinear: bool, reduce_max: bool) -> None:
-    """Add (or max) the samples of views ``feats [Vg, C, h, w]`` at ``uv [Vg, N, 2]`` where ``visible
-    [Vg, N]`` into ``acc_cf [C, N]`` and count the views in ``count [N]`` (both updated in place)."""
-    vg, c, h, w = feats.shape
-    for v in range(vg):
-        fv = feats[v].reshape(c, h * w)
-        for idx, index, weight in _view_chunks(uv[v], visible[v], image_hw, (h, w), bilinear):
-            sample = _sample(fv, index, weight)
+def channel_blocks(c: int, n: int, itemsize: int) -> List[slice]:
+    """Channel slices whose ``[block, n]`` accumulator slice is about CACHE_BYTES."""
+    block = max(1, min(c, CACHE_BYTES // max(1, n * itemsize)))
+    return [slice(c0, min(c0 + block, c)) for c0 in range(0, c, block)]
+
+
+def accumulate_reference(acc_cf: torch.Tensor, feats: torch.Tensor, batch: List[ViewPairs], reduce_max: bool):
+    """Add (or max) the samples of the views in ``batch`` from ``feats [V, C, h, w]`` into ``acc_cf [C, N]``."""
+    _, c, h, w = feats.shape
+    for block in channel_blocks(c, acc_cf.shape[1], acc_cf.element_size()):
+        acc = acc_cf[block]
+        for pairs in batch:
+            s = sample(feats[pairs.view, block].reshape(-1, h * w), pairs)
             if reduce_max:
-                acc_cf.scatter_reduce_(1, idx[None].expand(c, -1), sample, reduce="amax")
+                acc.scatter_reduce_(1, pairs.points[None].expand(s.shape[0], -1), s, reduce="amax")
             else:
-                acc_cf.index_add_(1, idx, sample)
-        count += visible[v]
+                acc.index_add_(1, pairs.points, s)
 
 
-def backward_reference(grad_feats: torch.Tensor, grad_cf: torch.Tensor, out_cf: torch.Tensor,
-                       feats: torch.Tensor, uv: torch.Tensor, visible: torch.Tensor, image_hw, bilinear: bool,
-                       reduce_max: bool) -> None:
-    """Scatter ``grad_cf [C, N]`` (already divided by the view count for a mean) back onto the taps of the
-    views in ``grad_feats [Vg, C, h, w]``. For max, every view whose sample equals the output gets it."""
-    vg, c, h, w = feats.shape
-    for v in range(vg):
-        gv = grad_feats[v].view(c, h * w)
-        fv = feats[v].reshape(c, h * w)
-        for idx, index, weight in _view_chunks(uv[v], visible[v], image_hw, (h, w), bilinear):
-            g = grad_cf.index_select(1, idx)
-            if reduce_max:
-                g = g * (_sample(fv, index, weight) == out_cf.index_select(1, idx))
-            for t in range(len(index)):
-                gv.index_add_(1, index[t], g * weight[t].to(g.dtype))
+def backward_reference(grad_feats: torch.Tensor, grad_cf: torch.Tensor, out_cf, feats: torch.Tensor,
+                       batch: List[ViewPairs]) -> None:
+    """Scatter ``grad_cf [C, N]`` (already divided by the view count for a mean) onto the taps of the views in
+    ``batch`` in ``grad_feats [V, C, h, w]``. With ``out_cf`` (max), only where the view's sample equals the
+    output (every tied view receives the gradient)."""
+    _, c, h, w = feats.shape
+    for block in channel_blocks(c, grad_cf.shape[1], grad_cf.element_size()):
+        g_block = grad_cf[block]
+        for pairs in batch:
+            g = g_block.index_select(1, pairs.points)
+            if out_cf is not None:
+                g *= sample(feats[pairs.view, block].reshape(-1, h * w), pairs) == out_cf[block].index_select(
+                    1, pairs.points)
+            rows = grad_feats[pairs.view, block].view(-1, h * w)
+            for t in range(pairs.index.shape[0]):
+                rows.index_add_(1, pairs.index[t], g if pairs.weight is None else g * pairs.weight[t])
