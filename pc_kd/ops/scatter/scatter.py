@@ -1,4 +1,4 @@
-"""``scatter_reduce_points``: torch's ``index_add_`` / ``scatter_reduce_`` underneath.
+"""``scatter_reduce_points``: torch's ``scatter_reduce`` underneath, after one validation pass.
 
 They are differentiable, run on CPU and CUDA, and on this project's CPU benchmark beat torch-scatter
 (amax of 2M x 64 into 200k segments: 0.16 s vs 1.69 s), so there is no custom kernel for this op.
@@ -6,6 +6,7 @@ They are differentiable, run on CPU and CUDA, and on this project's CPU benchmar
 import torch
 
 REDUCTIONS = ("sum", "mean", "max", "min")
+_TORCH_NAMES = dict(sum="sum", mean="mean", max="amax", min="amin")
 
 
 def scatter_reduce_points(point_feats: torch.Tensor, index: torch.Tensor, num_segments: int,
@@ -29,20 +30,15 @@ def scatter_reduce_points(point_feats: torch.Tensor, index: torch.Tensor, num_se
     if index.shape != point_feats.shape[:1]:
         raise ValueError(f"scatter_reduce_points: index must be [N] = [{point_feats.shape[0]}], got "
                          f"{tuple(index.shape)}")
-    if index.numel() and (int(index.max()) >= num_segments or int(index.min()) < -1):
-        raise ValueError(f"scatter_reduce_points: index values must lie in [-1, {num_segments}), got "
-                         f"[{int(index.min())}, {int(index.max())}]")
-    keep = index >= 0
-    if not bool(keep.all()):
-        point_feats, index = point_feats[keep], index[keep]
-    index = index.long()
+    if index.numel():
+        low, high = (int(x) for x in torch.aminmax(index))
+        if high >= num_segments or low < -1:
+            raise ValueError(f"scatter_reduce_points: index values must lie in [-1, {num_segments}), got "
+                             f"[{low}, {high}]")
+        if low < 0:
+            keep = index >= 0
+            point_feats, index = point_feats[keep], index[keep]
     channels = point_feats.shape[1]
     out = point_feats.new_zeros(num_segments, channels)
-    if reduce in ("sum", "mean"):
-        out = out.index_add(0, index, point_feats)
-        if reduce == "mean":
-            count = torch.bincount(index, minlength=num_segments).clamp(min=1).to(point_feats.dtype)
-            out = out / count[:, None]
-        return out
-    return out.scatter_reduce(0, index[:, None].expand(-1, channels), point_feats,
-                              reduce="amax" if reduce == "max" else "amin", include_self=False)
+    return out.scatter_reduce_(0, index.long()[:, None].expand(-1, channels), point_feats,
+                               reduce=_TORCH_NAMES[reduce], include_self=False)
