@@ -108,20 +108,6 @@ def _frame_vertex_colour_correlation(verts, K, pose, image):
     return np.corrcoef(img_rgb, vert_rgb)[0, 1], int(visible.sum())
 
 
-@pytest.mark.parametrize("frame", ["00000", "00011"])
-def test_scannet_frame_colours_match_vertex_colours(scannet_scene, frame):
-    root, verts, K = scannet_scene
-    pose = read_matrix_txt(root / "posed_images" / f"{frame}.txt")
-    image = np.asarray(Image.open(root / "posed_images" / f"{frame}.jpg").convert("RGB"))
-    r, n = _frame_vertex_colour_correlation(verts, K, pose, image)
-    assert n > 3000 and r >= 0.5
-    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
-    turn = np.eye(4)
-    turn[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]  # 20 degrees about the camera's y axis
-    r_wrong, _ = _frame_vertex_colour_correlation(verts, K, pose @ turn, image)
-    assert r_wrong < 0.25
-
-
 def _backprojected_colour_correlation(verts, K, pose, image):
     from pc_kd.projection import backproject_features
 
@@ -135,13 +121,16 @@ def _backprojected_colour_correlation(verts, K, pose, image):
 
 
 @pytest.mark.parametrize("frame", ["00000", "00011"])
-def test_scannet_backprojected_frame_colours_match_vertex_colours(scannet_scene, frame):
+@pytest.mark.parametrize("correlation", [_frame_vertex_colour_correlation, _backprojected_colour_correlation],
+                         ids=["zbuffer-sampling", "backproject_features"])
+def test_scannet_frame_colours_match_vertex_colours(scannet_scene, frame, correlation):
+    """A frame's colours at the vertices it sees correlate with the vertex colours; not after a 20 degree turn."""
     root, verts, K = scannet_scene
     pose = read_matrix_txt(root / "posed_images" / f"{frame}.txt")
     image = np.asarray(Image.open(root / "posed_images" / f"{frame}.jpg").convert("RGB"))
-    r, n = _backprojected_colour_correlation(verts, K, pose, image)
+    r, n = correlation(verts, K, pose, image)
     assert n > 3000 and r >= 0.5
     c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
     turn = np.eye(4)
-    turn[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
-    assert _backprojected_colour_correlation(verts, K, pose @ turn, image)[0] < 0.25
+    turn[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]  # 20 degrees about the camera's y axis
+    assert correlation(verts, K, pose @ turn, image)[0] < 0.25

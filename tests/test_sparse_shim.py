@@ -29,6 +29,15 @@ def _dense_weight(conv):
     return conv.weight.detach().permute(0, 4, 1, 2, 3).clone().requires_grad_(True)
 
 
+def _assert_same_gradients(out, ref, feats_sp, feats_d, conv, weight_d):
+    """Backpropagate one random upstream gradient through both; input and weight gradients must agree."""
+    grad = torch.randn_like(ref)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    torch.testing.assert_close(feats_sp.grad, feats_d.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(conv.weight.grad.permute(0, 4, 1, 2, 3), weight_d.grad, rtol=1e-10, atol=1e-10)
+
+
 @pytest.fixture(autouse=True)
 def two_threads():
     old = torch.get_num_threads()
@@ -52,11 +61,7 @@ def test_subm_conv_matches_dense_conv3d(shape):
     out_dense = _dense(out.indices, out.features, shape, 2)
     out_at_active = out_dense[idx[:, 0].long(), :, idx[:, 1].long(), idx[:, 2].long(), idx[:, 3].long()]
     torch.testing.assert_close(out_at_active, ref_at_active, rtol=1e-10, atol=1e-10)
-    grad_out = torch.randn_like(ref_at_active)
-    (out_at_active * grad_out).sum().backward()
-    (ref_at_active * grad_out).sum().backward()
-    torch.testing.assert_close(feats_sp.grad, feats_d.grad, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(conv.weight.grad.permute(0, 4, 1, 2, 3), weight_d.grad, rtol=1e-10, atol=1e-10)
+    _assert_same_gradients(out_at_active, ref_at_active, feats_sp, feats_d, conv, weight_d)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 2, 0)])
@@ -73,11 +78,7 @@ def test_strided_sparse_conv_matches_dense_conv3d(kernel, stride, padding):
     assert out_dense.shape == ref.shape
     # Sites a regular sparse conv does not produce are exactly those whose receptive field is empty.
     torch.testing.assert_close(out_dense, ref, rtol=1e-10, atol=1e-10)
-    grad = torch.randn_like(ref)
-    (out_dense * grad).sum().backward()
-    (ref * grad).sum().backward()
-    torch.testing.assert_close(feats_sp.grad, feats_d.grad, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(conv.weight.grad.permute(0, 4, 1, 2, 3), weight_d.grad, rtol=1e-10, atol=1e-10)
+    _assert_same_gradients(out_dense, ref, feats_sp, feats_d, conv, weight_d)
 
 
 def test_float32_unet_sized_layers_run_on_cpu():

@@ -37,6 +37,16 @@ def _taps(uv_ptr, vis_ptr, v, offs_n, mask_n, N, sx, sy, h, w, BILINEAR: tl.cons
 
 
 @triton.jit
+def _block(N, C, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's points and channels, their masks, and the [BLOCK_N, BLOCK_C] mask."""
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_n = offs_n < N
+    mask_c = offs_c < C
+    return offs_n, offs_c, mask_n, mask_n[:, None] & mask_c[None, :]
+
+
+@triton.jit
 def _gather(feat_ptr, v, offs_c, y, x, mask, s_fv, s_fc, s_fy, s_fx):
     ptr = feat_ptr + v * s_fv + offs_c[None, :] * s_fc + y[:, None] * s_fy + x[:, None] * s_fx
     return tl.load(ptr, mask=mask, other=0.0).to(tl.float32)
@@ -59,11 +69,7 @@ def backproject_fwd_kernel(feat_ptr, uv_ptr, vis_ptr, acc_ptr, cnt_ptr, N, C, V,
                            s_fv, s_fc, s_fy, s_fx, BILINEAR: tl.constexpr, REDUCE_MAX: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """acc [N, C] (float32, accumulated in place) and cnt [N] (int32, in place) over the V views."""
-    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    mask_n = offs_n < N
-    mask_c = offs_c < C
-    out_mask = mask_n[:, None] & mask_c[None, :]
+    offs_n, offs_c, mask_n, out_mask = _block(N, C, BLOCK_N, BLOCK_C)
     acc_ptrs = acc_ptr + offs_n[:, None] * C + offs_c[None, :]
     acc = tl.load(acc_ptrs, mask=out_mask, other=0.0)
     cnt = tl.load(cnt_ptr + offs_n, mask=mask_n, other=0)
@@ -93,11 +99,7 @@ def backproject_bwd_kernel(grad_ptr, gout_ptr, out_ptr, feat_ptr, uv_ptr, vis_pt
                            BILINEAR: tl.constexpr, REDUCE_MAX: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """grad [V, C, h, w] (float32, atomics) += taps' weights x gout [N, C] (already / count for a mean)."""
-    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    mask_n = offs_n < N
-    mask_c = offs_c < C
-    io_mask = mask_n[:, None] & mask_c[None, :]
+    offs_n, offs_c, mask_n, io_mask = _block(N, C, BLOCK_N, BLOCK_C)
     g = tl.load(gout_ptr + offs_n[:, None] * C + offs_c[None, :], mask=io_mask, other=0.0)
     if REDUCE_MAX:
         best = tl.load(out_ptr + offs_n[:, None] * C + offs_c[None, :], mask=io_mask, other=0.0)
