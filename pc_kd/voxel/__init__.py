@@ -1,4 +1,4 @@
-"""Voxelization and point<->voxel maps."""
-from .voxelize import Voxels, voxel_mean, voxelize
+"""Voxelization, point<->voxel maps and super-voxels."""
+from .voxelize import Voxels, voxel_reduce, voxel_to_point, voxelize
 
-__all__ = ["Voxels", "voxel_mean", "voxelize"]
+__all__ = ["Voxels", "voxel_reduce", "voxel_to_point", "voxelize"]

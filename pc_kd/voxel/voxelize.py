@@ -1,59 +1,178 @@
-"""Dynamic voxelization of ragged point batches (points -> unique voxels and the point->voxel map)."""
-from typing import NamedTuple, Sequence, Union
+"""Voxelization of (ragged batches of) point clouds: dynamic (every point kept) or hard (capped, padded).
+
+Voxel coordinates are integer ``(x, y, z)`` indices; voxel ``(i, j, k)`` of cloud b covers
+``origin[b] + [i, j, k] * voxel_size`` plus one voxel size along each axis. Output voxels are ordered by
+``(batch, z, y, x)`` (row-major in spconv's ``(b, z, y, x)`` index order), so the same input always gives
+the same output.
+"""
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
+
+from pc_kd.ops.scatter import scatter_reduce_points
 
 
 class Voxels(NamedTuple):
     """Result of :func:`voxelize`.
 
-    coords: ``[M, 4]`` int32 voxel indices ``(batch, z, y, x)`` (the spconv order), each cloud's grid starting
-        at its own minimum corner ``origin[b]``.
-    point2voxel: ``[N]`` int64 voxel row of each point.
-    spatial_shape: ``[3]`` ints ``(Z, Y, X)`` covering every cloud of the batch.
-    origin: ``[B, 3]`` xyz (metres) of voxel (0, 0, 0)'s minimum corner, per cloud.
+    coords: ``[M, 3]`` int32 ``(x, y, z)`` voxel indices.
+    batch: ``[M]`` int64 cloud of each voxel.
+    point2voxel: ``[N]`` int64 voxel row of each input point, ``-1`` for points dropped (outside
+        ``point_range``, beyond ``max_points_per_voxel`` or in voxels beyond ``max_voxels``).
+    num_points: ``[M]`` int64 points assigned to each voxel (at most ``max_points_per_voxel`` in hard mode).
+    spatial_shape: ``(X, Y, Z)`` grid size covering every cloud.
+    origin: ``[B, 3]`` xyz (metres) of the minimum corner of voxel (0, 0, 0), per cloud.
     batch_size: B.
+    voxels: hard mode only: ``[M, max_points_per_voxel, F]`` point rows per voxel (input order), zero padded.
     """
 
     coords: torch.Tensor
+    batch: torch.Tensor
     point2voxel: torch.Tensor
-    spatial_shape: list
+    num_points: torch.Tensor
+    spatial_shape: tuple
     origin: torch.Tensor
     batch_size: int
+    voxels: Optional[torch.Tensor] = None
+
+    def spconv_indices(self) -> torch.Tensor:
+        """``[M, 4]`` int32 ``(batch, z, y, x)`` for ``SparseConvTensor`` with spatial shape
+        ``spconv_shape``."""
+        return torch.cat([self.batch[:, None].int(), self.coords.flip(1).int()], 1)
+
+    @property
+    def spconv_shape(self) -> list:
+        """``[Z, Y, X]``."""
+        return list(self.spatial_shape[::-1])
 
 
-def voxelize(coord: torch.Tensor, batch_index: torch.Tensor, voxel_size: Union[float, Sequence[float]],
-             batch_size: int = None) -> Voxels:
-    """Assign points ``coord [N, 3]`` (metres) of clouds ``batch_index [N]`` to voxels of ``voxel_size``.
-
-    Voxel (i, j, k) of cloud b covers ``origin[b] + [i, j, k] * voxel_size`` plus one voxel size along x, y, z.
-    """
-    if coord.ndim != 2 or coord.shape[1] != 3:
-        raise ValueError(f"voxelize: coord must be [N, 3], got {tuple(coord.shape)}")
-    if coord.shape[0] == 0:
+def _check(points, voxel_size, point_range, mode, max_points_per_voxel, max_voxels):
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"voxelize: points must be [N, 3 + F], got {tuple(points.shape)}")
+    if points.shape[0] == 0:
         raise ValueError("voxelize: empty point cloud")
-    size = torch.as_tensor(voxel_size, dtype=coord.dtype, device=coord.device).expand(3)
-    if (size <= 0).any():
-        raise ValueError(f"voxelize: voxel_size must be positive, got {voxel_size}")
+    if not torch.isfinite(points[:, :3]).all():
+        bad = int((~torch.isfinite(points[:, :3]).all(1)).sum())
+        raise ValueError(f"voxelize: {bad} points have NaN or inf coordinates; drop them first")
+    size = torch.as_tensor(voxel_size, dtype=torch.float64).flatten()
+    if size.numel() not in (1, 3) or (size <= 0).any():
+        raise ValueError(f"voxelize: voxel_size must be positive, one value or (dx, dy, dz); got {voxel_size}")
+    if point_range is not None:
+        pr = torch.as_tensor(point_range, dtype=torch.float64).flatten()
+        if pr.numel() != 6 or (pr[3:] <= pr[:3]).any():
+            raise ValueError(f"voxelize: point_range must be (x_min, y_min, z_min, x_max, y_max, z_max) with "
+                             f"max > min, got {point_range}")
+    if mode not in ("dynamic", "hard"):
+        raise ValueError(f"voxelize: mode must be 'dynamic' or 'hard', got {mode!r}")
+    if mode == "hard" and (max_points_per_voxel is None or max_points_per_voxel < 1):
+        raise ValueError("voxelize: hard mode needs max_points_per_voxel >= 1")
+    if max_voxels is not None and max_voxels < 1:
+        raise ValueError(f"voxelize: max_voxels must be >= 1, got {max_voxels}")
+
+
+def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
+             point_range: Optional[Sequence[float]] = None, *, mode: str = "dynamic",
+             max_points_per_voxel: Optional[int] = None, max_voxels: Optional[int] = None,
+             deterministic: bool = True, batch_index: Optional[torch.Tensor] = None,
+             batch_size: Optional[int] = None) -> Voxels:
+    """Assign points to voxels.
+
+    Args:
+        points: ``[N, 3 + F]``, xyz in metres first.
+        voxel_size: edge length(s) in metres, one value or ``(dx, dy, dz)``.
+        point_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)``; the grid starts at the minimum corner and
+            has ``round((max - min) / voxel_size)`` voxels per axis; points whose voxel falls outside are
+            dropped (spconv's rule, so a range that is not a whole number of voxels is rounded). ``None``: each cloud's grid starts at its own minimum point.
+        mode: ``dynamic`` keeps every point; ``hard`` keeps the first ``max_points_per_voxel`` points of each
+            voxel (input order) and returns the padded ``voxels`` tensor, as spconv's ``PointToVoxel`` and
+            mmcv's hard voxelization do.
+        max_voxels: keep only the first voxels reached in input order (per call), dropping the rest.
+        deterministic: use stable sorts, so that which points a hard voxel keeps, and their order, never
+            depend on the sort implementation (unstable GPU sorts are a little faster).
+        batch_index: ``[N]`` cloud of each point, for a ragged batch (default: one cloud).
+    """
+    _check(points, voxel_size, point_range, mode, max_points_per_voxel, max_voxels)
+    device = points.device
+    n = points.shape[0]
+    xyz = points[:, :3].double()
+    size = torch.as_tensor(voxel_size, dtype=torch.float64, device=device).flatten().expand(3)
+    if batch_index is None:
+        batch_index = torch.zeros(n, dtype=torch.long, device=device)
+    if batch_index.shape != (n,):
+        raise ValueError(f"voxelize: batch_index must be [N] = [{n}], got {tuple(batch_index.shape)}")
     batch_size = int(batch_index.max()) + 1 if batch_size is None else batch_size
-    origin = torch.full((batch_size, 3), float("inf"), dtype=coord.dtype, device=coord.device)
-    origin.scatter_reduce_(0, batch_index[:, None].expand(-1, 3), coord, reduce="amin")
-    grid = torch.floor((coord - origin[batch_index]) / size).long()
-    shape_xyz = grid.max(0).values + 1
-    key = ((batch_index * shape_xyz[2] + grid[:, 2]) * shape_xyz[1] + grid[:, 1]) * shape_xyz[0] + grid[:, 0]
-    unique, point2voxel = torch.unique(key, return_inverse=True)
-    x = unique % shape_xyz[0]
-    y = (unique // shape_xyz[0]) % shape_xyz[1]
-    z = (unique // (shape_xyz[0] * shape_xyz[1])) % shape_xyz[2]
-    b = unique // (shape_xyz[0] * shape_xyz[1] * shape_xyz[2])
-    coords = torch.stack([b, z, y, x], 1).int()
-    spatial_shape = [int(shape_xyz[2]), int(shape_xyz[1]), int(shape_xyz[0])]
-    return Voxels(coords, point2voxel, spatial_shape, origin, batch_size)
+    if point_range is not None:
+        pr = torch.as_tensor(point_range, dtype=torch.float64, device=device).flatten()
+        origin = pr[:3].expand(batch_size, 3).clone()
+        shape = torch.round((pr[3:] - pr[:3]) / size).long()
+        grid = torch.floor((xyz - pr[:3]) / size).long()
+        keep = ((grid >= 0) & (grid < shape)).all(1)
+    else:
+        origin = torch.full((batch_size, 3), float("inf"), dtype=torch.float64, device=device)
+        origin.scatter_reduce_(0, batch_index[:, None].expand(-1, 3), xyz, reduce="amin")
+        grid = torch.floor((xyz - origin[batch_index]) / size).long()
+        shape = grid.max(0).values + 1
+        keep = torch.ones(n, dtype=torch.bool, device=device)
+    # key in (batch, z, y, x) row-major order
+    key = ((batch_index * shape[2] + grid[:, 2]) * shape[1] + grid[:, 1]) * shape[0] + grid[:, 0]
+    key = torch.where(keep, key, torch.full_like(key, -1))
+    point2voxel, unique = _group(key, keep, max_voxels, deterministic)
+    m = len(unique)
+    x = unique % shape[0]
+    y = (unique // shape[0]) % shape[1]
+    z = (unique // (shape[0] * shape[1])) % shape[2]
+    batch = unique // (shape[0] * shape[1] * shape[2])
+    coords = torch.stack([x, y, z], 1).int()
+    voxels = None
+    if mode == "hard":
+        point2voxel, slot = _cap_points(point2voxel, m, max_points_per_voxel, deterministic)
+        voxels = points.new_zeros(m, max_points_per_voxel, points.shape[1])
+        kept = point2voxel >= 0
+        voxels[point2voxel[kept], slot[kept]] = points[kept]
+    num_points = torch.bincount(point2voxel[point2voxel >= 0], minlength=m)
+    return Voxels(coords, batch, point2voxel, num_points, tuple(int(s) for s in shape), origin.to(points.dtype),
+                  batch_size, voxels)
 
 
-def voxel_mean(values: torch.Tensor, point2voxel: torch.Tensor, num_voxels: int) -> torch.Tensor:
-    """``[M, C]`` mean of ``values [N, C]`` over the points of each voxel."""
-    out = values.new_zeros(num_voxels, values.shape[1])
-    out.index_add_(0, point2voxel, values)
-    count = torch.bincount(point2voxel, minlength=num_voxels).clamp(min=1).to(values.dtype)
-    return out / count[:, None]
+def _group(key, keep, max_voxels, deterministic):
+    """Voxel row per point (sorted key order) and the kept unique keys; with max_voxels, only the voxels whose
+    first point comes first in input order."""
+    unique, inverse = torch.unique(key[keep], sorted=True, return_inverse=True)
+    point2voxel = torch.full_like(key, -1)
+    point2voxel[keep] = inverse
+    if max_voxels is not None and len(unique) > max_voxels:
+        first = torch.full((len(unique),), key.numel(), dtype=torch.long, device=key.device)
+        first.scatter_reduce_(0, inverse, torch.nonzero(keep).squeeze(1), reduce="amin")
+        chosen = torch.sort(torch.argsort(first, stable=deterministic)[:max_voxels]).values
+        remap = torch.full((len(unique),), -1, dtype=torch.long, device=key.device)
+        remap[chosen] = torch.arange(len(chosen), device=key.device)
+        point2voxel = torch.where(point2voxel >= 0, remap[point2voxel.clamp(min=0)], point2voxel)
+        unique = unique[chosen]
+    return point2voxel, unique
+
+
+def _cap_points(point2voxel, num_voxels, max_points, deterministic):
+    """Keep the first ``max_points`` points of each voxel in input order; return (point2voxel, slot)."""
+    n = point2voxel.numel()
+    valid = point2voxel >= 0
+    order = torch.argsort(torch.where(valid, point2voxel, torch.full_like(point2voxel, num_voxels)),
+                          stable=deterministic)
+    sorted_voxel = point2voxel[order]
+    counts = torch.bincount(sorted_voxel[sorted_voxel >= 0], minlength=num_voxels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(n, device=point2voxel.device) - starts[sorted_voxel.clamp(min=0)]
+    slot = torch.empty_like(point2voxel)
+    slot[order] = rank
+    capped = valid & (slot < max_points)
+    return torch.where(capped, point2voxel, torch.full_like(point2voxel, -1)), slot
+
+
+def voxel_reduce(point_feats: torch.Tensor, voxels: Voxels, reduce: str = "mean") -> torch.Tensor:
+    """``[M, C]`` reduction (mean / max / min / sum) of ``point_feats [N, C]`` over each voxel's points."""
+    return scatter_reduce_points(point_feats, voxels.point2voxel, len(voxels.coords), reduce)
+
+
+def voxel_to_point(voxel_feats: torch.Tensor, point2voxel: torch.Tensor) -> torch.Tensor:
+    """``[N, C]`` features of each point's voxel (zeros for dropped points, ``point2voxel == -1``)."""
+    out = voxel_feats[point2voxel.clamp(min=0)]
+    return out * (point2voxel >= 0)[:, None].to(out.dtype)

@@ -6,7 +6,7 @@ from mmengine.model import BaseDataPreprocessor
 
 from pc_kd.registry import MODELS
 from pc_kd.structures import PointBatch
-from pc_kd.voxel import voxel_mean, voxelize
+from pc_kd.voxel import voxel_reduce, voxelize
 
 
 @MODELS.register_module()
@@ -33,10 +33,10 @@ class PointDataPreprocessor(BaseDataPreprocessor):
                 raise ValueError(f"PointDataPreprocessor: sample {i} has points of shape {tuple(cloud.shape)}; "
                                  f"expected a non-empty [N, 3 + C]")
         batch = PointBatch.from_list([c[:, :3] for c in clouds], [c[:, 3:] for c in clouds])
-        voxels = voxelize(batch.coord, batch.batch_index, self.voxel_size, batch.batch_size)
+        voxels = voxelize(batch.coord, self.voxel_size, batch_index=batch.batch_index, batch_size=batch.batch_size)
         size = torch.as_tensor(self.voxel_size, dtype=batch.coord.dtype, device=batch.coord.device)
         rel = (batch.coord - voxels.origin[batch.batch_index]) / size
         offset = rel - torch.floor(rel) - 0.5
-        feats = voxel_mean(torch.cat([batch.feat, offset], 1), voxels.point2voxel, len(voxels.coords))
+        feats = voxel_reduce(torch.cat([batch.feat, offset], 1), voxels, "mean")
         inputs = dict(points=batch, voxels=voxels, voxel_feats=feats)
         return dict(inputs=inputs, data_samples=data.get("data_samples"))

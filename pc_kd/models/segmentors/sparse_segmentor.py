@@ -31,7 +31,7 @@ class SparseSegmentor(BaseModel):
     def extract_feat(self, inputs: dict) -> torch.Tensor:
         """``[M, C]`` backbone features of the voxels in ``inputs['voxels']``."""
         vox = inputs["voxels"]
-        return self.backbone(inputs["voxel_feats"], vox.coords, vox.spatial_shape, vox.batch_size)
+        return self.backbone(inputs["voxel_feats"], vox.spconv_indices(), vox.spconv_shape, vox.batch_size)
 
     def point_logits(self, inputs: dict) -> torch.Tensor:
         """``[N, num_classes]`` logits of every input point (its voxel's)."""
