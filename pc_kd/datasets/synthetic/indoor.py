@@ -13,7 +13,7 @@ import torch
 
 from pc_kd.projection import project_points, splat_zbuffer
 
-from .primitives import Part, sample_parts, texture
+from .primitives import Part, face_areas, sample_parts, texture
 
 INDOOR_CLASSES = ("floor", "wall", "ceiling", "table", "chair", "bed", "sofa", "cabinet", "bookshelf", "lamp")
 INDOOR_PALETTE = np.array([[150, 120, 90], [200, 200, 185], [235, 235, 235], [140, 90, 50], [60, 110, 170],
@@ -52,13 +52,13 @@ class IndoorScene:
 
 def _room_shell(lx, ly, hz, t=0.05):
     cls = {name: i for i, name in enumerate(INDOOR_CLASSES)}
-    return [
-        Part(np.array([lx / 2, ly / 2, -t / 2]), np.array([lx, ly, t]), 0.0, cls["floor"], 0),
-        Part(np.array([lx / 2, ly / 2, hz + t / 2]), np.array([lx, ly, t]), 0.0, cls["ceiling"], 0),
-        Part(np.array([-t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0),
-        Part(np.array([lx + t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0),
-        Part(np.array([lx / 2, -t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0),
-        Part(np.array([lx / 2, ly + t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0),
+    return [  # slabs around the room; only the face towards the inside carries samples
+        Part(np.array([lx / 2, ly / 2, -t / 2]), np.array([lx, ly, t]), 0.0, cls["floor"], 0, (4,)),
+        Part(np.array([lx / 2, ly / 2, hz + t / 2]), np.array([lx, ly, t]), 0.0, cls["ceiling"], 0, (5,)),
+        Part(np.array([-t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0, (0,)),
+        Part(np.array([lx + t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0, (1,)),
+        Part(np.array([lx / 2, -t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0, (2,)),
+        Part(np.array([lx / 2, ly + t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0, (3,)),
     ]
 
 
@@ -143,8 +143,7 @@ def render_views(scene: IndoorScene, cam2world: np.ndarray, intrinsic: np.ndarra
     [V, H, W]`` uint8 (255 = no surface).
     """
     rng = np.random.default_rng(seed + 7919)
-    area = sum(float(np.sum([2 * (p.size[0] * p.size[1] + p.size[0] * p.size[2] + p.size[1] * p.size[2])]))
-               for p in scene.parts)
+    area = sum(float(face_areas(p).sum()) for p in scene.parts)
     xyz, sem, inst = sample_parts(scene.parts, int(area * density), rng)
     rgb = texture(xyz, sem, INDOOR_PALETTE, scene.palette_tint[inst])
     spacing = 1.0 / np.sqrt(density)

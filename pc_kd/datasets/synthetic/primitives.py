@@ -1,28 +1,37 @@
 """Oriented-box primitives: surface sampling and per-class procedural textures for synthetic scenes."""
 from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
+
+ALL_FACES = (0, 1, 2, 3, 4, 5)  # face f lies on axis f // 2 at the + side (f even) or - side (f odd)
 
 
 @dataclass
 class Part:
     """One oriented box of a scene: ``center [3]``, ``size [3]`` (l, w, h), ``yaw`` (rad, about +z),
-    semantic ``label`` and ``instance`` id (0 = background stuff such as walls)."""
+    semantic ``label``, ``instance`` id (0 = background stuff such as walls) and the ``faces`` that carry
+    surface samples (a room's floor, walls and ceiling show only their inner face)."""
 
     center: np.ndarray
     size: np.ndarray
     yaw: float
     label: int
     instance: int
+    faces: Tuple[int, ...] = ALL_FACES
 
     def rotation(self) -> np.ndarray:
         c, s = np.cos(self.yaw), np.sin(self.yaw)
         return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def face_areas(size: np.ndarray) -> np.ndarray:
-    l, w, h = size
-    return np.array([w * h, w * h, l * h, l * h, l * w, l * w])
+def face_areas(part: Part) -> np.ndarray:
+    """``[6]`` area of each face that carries samples (0 for the others)."""
+    l, w, h = part.size
+    areas = np.array([w * h, w * h, l * h, l * h, l * w, l * w])
+    mask = np.zeros(6)
+    mask[list(part.faces)] = 1.0
+    return areas * mask
 
 
 def sample_parts(parts, n: int, rng: np.random.Generator):
@@ -30,7 +39,7 @@ def sample_parts(parts, n: int, rng: np.random.Generator):
 
     Returns ``xyz [n, 3]`` float64, ``label [n]``, ``instance [n]`` int64.
     """
-    areas = np.array([face_areas(p.size) for p in parts])  # [P, 6]
+    areas = np.array([face_areas(p) for p in parts])  # [P, 6]
     flat = areas.ravel() / areas.sum()
     choice = rng.choice(len(flat), size=n, p=flat)
     part_idx, face = choice // 6, choice % 6

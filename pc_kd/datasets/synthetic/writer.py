@@ -53,7 +53,7 @@ def write_indoor_dataset(root, split: str = "train", num_scenes: int = 4, seed: 
     points file exists is kept, so an interrupted run resumes. Returns the info file path.
     """
     root = Path(root)
-    params = dict(seed=seed, num_views=num_views, image_hw=list(image_hw), num_points=num_points, version=1)
+    params = dict(seed=seed, num_views=num_views, image_hw=list(image_hw), num_points=num_points, version=2)
     _check_params(root, params, "synthetic_indoor")
     info_path = root / f"synthetic_indoor_infos_{split}.pkl"
     base = seed * 1000 + (0 if split == "train" else 500)
