@@ -2,9 +2,9 @@
 
 Steps: voxelize at ``voxel_size``; per voxel the centroid, mean colour and a normal; 26-neighbour voxel
 adjacency (plus 8 nearest centroids, for sparse clouds); one seed per occupied cell of a ``seed_size`` grid; flow-constrained growth from the seeds through
-the adjacency graph by the weighted distance
-``D = sqrt(w_s |x - x_c|^2 / (3 R^2) + w_c |rgb - rgb_c|^2 + w_n (1 - |n . n_c|)^2)`` (R = seed_size, colours
-in 0..1), repeated with re-centred clusters; voxels no seed can reach form their own segments. Optionally
+the adjacency graph by the weighted distance to the seed voxel
+``D = sqrt(w_s |x - x_s|^2 / (3 R^2) + w_c |rgb - rgb_s|^2 + w_n (1 - |n . n_s|)^2)`` (R = seed_size, colours
+in 0..1), repeated with every seed moved to the voxel nearest its cluster's centroid; voxels no seed can reach form their own segments. Optionally
 large planar regions from region growing on normals/curvature replace the super-voxels they cover (PointDC's
 S3DIS recipe).
 """
@@ -72,22 +72,6 @@ def _normalize_colors(colors: np.ndarray, where: str) -> np.ndarray:
     if colors.max() > 1.0:
         return colors / 255.0  # 0..255 detected
     return colors
-
-
-def _cluster_features(label, count, xyz, rgb, nrm):
-    """Mean position, colour and (sign-aligned) normal of each cluster."""
-    n = np.bincount(label, minlength=count).astype(np.float64)[:, None]
-    cxyz = np.stack([np.bincount(label, xyz[:, i], count) for i in range(3)], 1) / np.maximum(n, 1)
-    crgb = np.stack([np.bincount(label, rgb[:, i], count) for i in range(3)], 1) / np.maximum(n, 1)
-    # align normal signs with each cluster's first voxel normal before averaging
-    first = np.full(count, -1, np.int64)
-    first[label[::-1]] = np.arange(len(label))[::-1]
-    sign = np.sign(np.einsum("ij,ij->i", nrm, nrm[first[label]]))
-    sign[sign == 0] = 1
-    aligned = nrm * sign[:, None]
-    cnrm = np.stack([np.bincount(label, aligned[:, i], count) for i in range(3)], 1)
-    cnrm /= np.maximum(np.linalg.norm(cnrm, axis=1, keepdims=True), 1e-12)
-    return cxyz, crgb, cnrm
 
 
 def _nearest_member(label, count, xyz, cxyz):
@@ -171,21 +155,17 @@ def supervoxels(points, colors=None, normals=None, *, voxel_size: float = 0.05, 
             sub_label)[:, None]
         seeds = idx[_nearest_member(sub_label, sub_count, xyz[idx], cxyz)]
     label = np.full(m, -1, np.int64)
-    for _ in range(max(1, iterations)):
-        if len(seeds) == 0:
-            break
+    for it in range(max(1, iterations) if len(seeds) else 0):
+        # grow from the seeds (distances to the seed voxel's own features), then move every seed to the voxel
+        # nearest its cluster's centroid; the last round's clusters are the result
         label = flood(indptr, indices, xyz, rgb, nrm, seeds, xyz[seeds], rgb[seeds], nrm[seeds], w_s, w_n, w_c)
-        reached = label >= 0
-        used, label[reached] = np.unique(label[reached], return_inverse=True)
-        cxyz, crgb, cnrm = _cluster_features(label[reached], len(used), xyz[reached], rgb[reached], nrm[reached])
-        seeds = np.flatnonzero(reached)[_nearest_member(label[reached], len(used), xyz[reached], cxyz)]
-        if _ == iterations - 1:
+        if it == iterations - 1:
             break
-        label = flood(indptr, indices, xyz, rgb, nrm, seeds, cxyz, crgb, cnrm, w_s, w_n, w_c)
         reached = label >= 0
         used, label[reached] = np.unique(label[reached], return_inverse=True)
-        cxyz, crgb, cnrm = _cluster_features(label[reached], len(used), xyz[reached], rgb[reached], nrm[reached])
-        seeds = np.flatnonzero(reached)[_nearest_member(label[reached], len(used), xyz[reached], cxyz)]
+        centroid = np.stack([np.bincount(label[reached], xyz[reached, i], len(used)) for i in range(3)], 1)
+        centroid /= np.bincount(label[reached], minlength=len(used))[:, None]
+        seeds = np.flatnonzero(reached)[_nearest_member(label[reached], len(used), xyz[reached], centroid)]
     label = _label_unreached(label, indptr, indices, xyz, min_seed_voxels)
     if region_growing is not None:
         label = _merge_planar_regions(label, indptr, indices, xyz, nrm, curvature, count[:, 0], region_growing)
