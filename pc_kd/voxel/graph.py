@@ -1,5 +1,5 @@
-"""numba kernels for super-voxels: priority flooding over a voxel graph, connected components, region
-growing. Arrays only (CSR adjacency ``indptr [M + 1]``, ``indices [E]``); no Python objects."""
+"""numba kernels for super-voxels: priority flooding over a voxel graph and region labelling (connected
+components, region growing). Arrays only (CSR adjacency ``indptr [M + 1]``, ``indices [E]``)."""
 import heapq
 
 import numba
@@ -42,43 +42,18 @@ def flood(indptr, indices, xyz, rgb, nrm, seeds, cxyz, crgb, cnrm, w_s, w_n, w_c
 
 
 @numba.njit(cache=True)
-def components(indptr, indices, mask):
-    """Connected components of the voxels where ``mask`` is True: ``comp [M]`` (-1 elsewhere), count."""
-    m = mask.shape[0]
-    comp = np.full(m, -1, np.int64)
-    stack = np.empty(m, np.int64)
-    count = 0
-    for start in range(m):
-        if not mask[start] or comp[start] >= 0:
-            continue
-        top = 0
-        stack[top] = start
-        comp[start] = count
-        while top >= 0:
-            u = stack[top]
-            top -= 1
-            for e in range(indptr[u], indptr[u + 1]):
-                v = indices[e]
-                if mask[v] and comp[v] < 0:
-                    comp[v] = count
-                    top += 1
-                    stack[top] = v
-        count += 1
-    return comp, count
-
-
-@numba.njit(cache=True)
-def grow_regions(indptr, indices, nrm, curvature, cos_angle, max_curvature):
-    """PCL-style region growing: from the flattest unassigned voxel, absorb neighbours whose normal is within
-    the angle of their parent's; only voxels below ``max_curvature`` pass the growth on. ``region [M]``."""
-    m = nrm.shape[0]
-    order = np.argsort(curvature)
+def label_regions(indptr, indices, edge_ok, spread, allowed, order):
+    """Regions grown through the graph: seeds taken in ``order`` (skipping labelled or not ``allowed``
+    voxels); a region crosses edge e when ``edge_ok[e]`` and its far end is ``allowed``; only voxels with
+    ``spread`` (and the seed) pass the growth on. Returns ``region [M]`` (-1 where not allowed) and the count.
+    """
+    m = allowed.shape[0]
     region = np.full(m, -1, np.int64)
     stack = np.empty(m, np.int64)
     count = 0
-    for i in range(m):
+    for i in range(order.shape[0]):
         seed = order[i]
-        if region[seed] >= 0:
+        if not allowed[seed] or region[seed] >= 0:
             continue
         region[seed] = count
         top = 0
@@ -88,13 +63,27 @@ def grow_regions(indptr, indices, nrm, curvature, cos_angle, max_curvature):
             top -= 1
             for e in range(indptr[u], indptr[u + 1]):
                 v = indices[e]
-                if region[v] >= 0:
-                    continue
-                if abs(nrm[u, 0] * nrm[v, 0] + nrm[u, 1] * nrm[v, 1] + nrm[u, 2] * nrm[v, 2]) < cos_angle:
+                if region[v] >= 0 or not edge_ok[e] or not allowed[v]:
                     continue
                 region[v] = count
-                if curvature[v] < max_curvature:
+                if spread[v]:
                     top += 1
                     stack[top] = v
         count += 1
+    return region, count
+
+
+def components(indptr, indices, mask):
+    """Connected components of the voxels where ``mask`` is True: ``comp [M]`` (-1 elsewhere), count."""
+    m = mask.shape[0]
+    return label_regions(indptr, indices, np.ones(len(indices), np.bool_), mask, mask, np.arange(m))
+
+
+def grow_regions(indptr, indices, nrm, curvature, cos_angle, max_curvature):
+    """PCL-style region growing: from the flattest unassigned voxel, absorb neighbours whose normal is within
+    the angle of their parent's; only voxels below ``max_curvature`` pass the growth on. ``region [M]``."""
+    rows = np.repeat(np.arange(len(nrm)), np.diff(indptr))
+    edge_ok = np.abs(np.einsum("ij,ij->i", nrm[rows], nrm[indices])) >= cos_angle
+    region, _ = label_regions(indptr, indices, edge_ok, curvature < max_curvature, np.ones(len(nrm), np.bool_),
+                              np.argsort(curvature, kind="stable"))
     return region

@@ -70,7 +70,9 @@ def _normalize_colors(colors: np.ndarray, where: str) -> np.ndarray:
     if colors.min() < 0 or colors.max() > 255:
         raise ValueError(f"{where}: colours must be in 0..1 or 0..255, got range [{colors.min()}, {colors.max()}]")
     if colors.max() > 1.0:
-        return colors / 255.0  # 0..255 detected
+        print_log(f"{where}: values up to {colors.max():g} read as 0..255 colours (divided by 255)", "current",
+                  logging.INFO)
+        return colors / 255.0
     return colors
 
 
