@@ -12,11 +12,13 @@ class RandomRotScaleFlip:
 
     Applies the same similarity to ``points[:, :3]`` and ``gt_bboxes_3d``. The matrix used is stored as
     ``results['aug_matrix']`` (4x4, original frame -> augmented frame) so image-aware steps can follow it.
+    Without ``seed`` the generator is seeded from numpy's global state, which the Runner's
+    ``randomness=dict(seed=...)`` sets, so a seeded run augments the same way every time.
     """
 
     def __init__(self, rot_range=(-np.pi, np.pi), scale_range=(0.9, 1.1), flip_prob=0.5, seed=None):
         self.rot_range, self.scale_range, self.flip_prob = rot_range, scale_range, flip_prob
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(np.random.randint(2 ** 31) if seed is None else seed)
 
     def __call__(self, results: dict) -> dict:
         angle = self.rng.uniform(*self.rot_range)
