@@ -1,0 +1,85 @@
+"""Unsupervised segmentation scores: clusters matched to classes by the Hungarian algorithm."""
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+from scipy.optimize import linear_sum_assignment
+
+from pc_kd.registry import METRICS
+
+
+def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1) -> dict:
+    """Match predicted cluster ids to classes one-to-one so that the matched points are most, then score.
+
+    Args:
+        pred: ``[N]`` int cluster ids ``>= 0`` (any number of clusters; clusters left unmatched count as wrong).
+        gt: ``[N]`` int class ids in ``0..num_classes-1``; ``ignore_index`` points are left out.
+        num_classes: C.
+
+    Returns:
+        ``dict(miou, oacc, macc, iou [C], mapping)`` with ``mapping [K]`` the class of each cluster id (-1 for
+        unmatched ones), computed by ``scipy.optimize.linear_sum_assignment`` on the ``[K, C]`` confusion
+        matrix; IoU is NaN for classes absent from gt and from the matched prediction, mIoU and mAcc average
+        the present classes.
+    """
+    pred = np.asarray(pred.cpu() if torch.is_tensor(pred) else pred).astype(np.int64).reshape(-1)
+    gt = np.asarray(gt.cpu() if torch.is_tensor(gt) else gt).astype(np.int64).reshape(-1)
+    if pred.shape != gt.shape:
+        raise ValueError(f"hungarian_miou: {pred.shape[0]} predictions for {gt.shape[0]} labels")
+    keep = gt != ignore_index
+    pred, gt = pred[keep], gt[keep]
+    if (pred < 0).any():
+        raise ValueError("hungarian_miou: cluster ids must be >= 0")
+    if ((gt < 0) | (gt >= num_classes)).any():
+        raise ValueError(f"hungarian_miou: labels outside 0..{num_classes - 1} (and not {ignore_index})")
+    k = int(max(pred.max() + 1 if len(pred) else 0, num_classes))
+    conf = np.bincount(pred * num_classes + gt, minlength=k * num_classes).reshape(k, num_classes)
+    rows, cols = linear_sum_assignment(conf, maximize=True)
+    mapping = np.full(k, -1, np.int64)
+    mapping[rows] = cols
+    matched = mapping[pred]
+    tp = np.bincount(gt[matched == gt], minlength=num_classes).astype(np.float64)
+    gt_count = np.bincount(gt, minlength=num_classes)
+    pred_count = np.bincount(matched[matched >= 0], minlength=num_classes)
+    union = gt_count + pred_count - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        acc = np.where(gt_count > 0, tp / gt_count, np.nan)
+    return dict(miou=float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0,
+                oacc=float(tp.sum() / max(len(gt), 1)),
+                macc=float(np.nanmean(acc)) if np.isfinite(acc).any() else 0.0, iou=iou, mapping=mapping)
+
+
+@METRICS.register_module()
+class HungarianSegMetric(BaseMetric):
+    """Hungarian-matched mIoU / oAcc / mAcc over all evaluated points (one matching for the whole set).
+
+    Reads ``pred_pts_seg.pts_semantic_mask`` (cluster ids) and ``gt_pts_seg.pts_semantic_mask``; the class
+    names come from the dataset (ScanNet-20, S3DIS-13, synthetic), ignore index 255.
+    """
+
+    default_prefix = "unsup"
+
+    def __init__(self, ignore_index: int = 255, collect_device="cpu", prefix=None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.ignore_index = ignore_index
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        for sample in data_samples:
+            pred = torch.as_tensor(sample["pred_pts_seg"]["pts_semantic_mask"]).cpu().numpy()
+            gt = torch.as_tensor(sample["gt_pts_seg"]["pts_semantic_mask"]).cpu().numpy()
+            self.results.append((pred, gt))
+
+    def compute_metrics(self, results: list) -> dict:
+        classes = self.dataset_meta["classes"]
+        pred = np.concatenate([r[0] for r in results])
+        gt = np.concatenate([r[1] for r in results])
+        scores = hungarian_miou(pred, gt, len(classes), self.ignore_index)
+        out = dict(miou=scores["miou"], oacc=scores["oacc"], macc=scores["macc"])
+        out.update({f"iou_{name}": float(v) for name, v in zip(classes, scores["iou"])})
+        table = "\n".join(f"  {name:<16s} {v * 100:6.2f}" for name, v in zip(classes, scores["iou"]))
+        MMLogger.get_current_instance().info(f"Hungarian-matched IoU (%):\n{table}\n  {'mIoU':<16s} "
+                                             f"{scores['miou'] * 100:6.2f}")
+        return out
