@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-EXTRAS ?= spconv,test
+EXTRAS ?= spconv,test,vis
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pc_kd-installed
 PYTEST_ARGS ?=

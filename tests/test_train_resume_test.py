@@ -92,7 +92,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(tmp_path):
 
 def test_demo_trains_tests_and_draws(tmp_path):
     work = tmp_path / "demo"
-    out = _run(["tools/demo.py", "--work-dir", str(work), "--cfg-options", *_options(tmp_path / "data", 2)],
+    out = _run(["tools/demo_supervised.py", "--work-dir", str(work), "--cfg-options", *_options(tmp_path / "data", 2)],
                timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert re.search(r"test mIoU [0-9.]+ %, oAcc [0-9.]+ %; picture: .*bev_prediction.png", out.stdout + out.stderr)

@@ -22,6 +22,10 @@ class ScanNetDataset(InfoFileDataset):
 
     METAINFO = dict(classes=SCANNET20_CLASSES, seg_raw_ids=SCANNET20_NYU40_IDS)
 
+    def __init__(self, *args, check_images: bool = True, **kwargs):
+        self.check_images = check_images  # False: missing frames are left for the user (fusion) to report
+        super().__init__(*args, **kwargs)
+
     def parse_data_info(self, info: dict) -> dict:
         info = super().parse_data_info(info)
         if "images" not in info:
@@ -29,7 +33,11 @@ class ScanNetDataset(InfoFileDataset):
         images = []
         for i, img in enumerate(info["images"]):
             img = dict(img)
-            img["img_path"] = self._checked("img", img["img_path"], f"images[{i}].img_path")
+            img["img_path"] = (self._checked("img", img["img_path"], f"images[{i}].img_path") if self.check_images
+                               else self._join("img", img["img_path"]))
+            for key in ("depth_path", "label_path"):
+                if img.get(key):
+                    img[key] = self._join("img", img[key])
             images.append(img)
         info["images"] = images
         return info

@@ -1,4 +1,6 @@
-"""Heads: semantic segmentation (more heads: clustering, CenterPoint BEV detection)."""
+"""Heads: semantic segmentation, projection connectors, clustering for unsupervised segmentation."""
+from .clustering import ClusterCentroidsHook, assign_clusters, kmeans, segment_pool, vote
+from .projection import PointProjection
 from .seg_head import SegHead
 
-__all__ = ["SegHead"]
+__all__ = ["ClusterCentroidsHook", "assign_clusters", "kmeans", "segment_pool", "vote", "PointProjection", "SegHead"]

@@ -29,6 +29,9 @@ class Point3DDataSample(BaseDataElement):
                               "``pts_instance_mask [N]`` int64 when loaded.")
     pred_pts_seg = _typed_field("pred_pts_seg", BaseDataElement,
                                 "``pts_semantic_mask [N]`` int64 predicted class per input point.")
+    gt_feats = _typed_field("gt_feats", BaseDataElement,
+                            "distillation targets: ``feats [N, C]`` (teacher features fused onto the points) and "
+                            "``count [N]`` (views per point; 0 = no target).")
     gt_instances_3d = _typed_field("gt_instances_3d", InstanceData,
                                    "``bboxes_3d`` (Boxes3D), ``labels_3d [M]`` int64.")
     pred_instances_3d = _typed_field("pred_instances_3d", InstanceData,

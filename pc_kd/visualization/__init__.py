@@ -1,4 +1,5 @@
-"""Pictures: BEV plots (matplotlib) now; open3d scene renders join them."""
+"""Pictures: BEV plots (matplotlib) and headless open3d renders (optional ``[vis]`` extra)."""
 from .bev import label_palette, plot_bev_labels
+from .render import label_colors, pca_colors, render_points
 
-__all__ = ["label_palette", "plot_bev_labels"]
+__all__ = ["label_palette", "plot_bev_labels", "label_colors", "pca_colors", "render_points"]

@@ -13,8 +13,9 @@ DEFAULT_META_KEYS = ("sample_idx", "lidar_path", "num_points", "aug_matrix", "ax
 class PackPointInputs:
     """Pack ``points`` (and ``imgs`` when loaded) as inputs; masks and boxes into a Point3DDataSample.
 
-    Output: ``inputs = {'points': [N, C] float32 tensor}``; ``data_samples`` with ``gt_pts_seg`` and
-    ``gt_instances_3d`` when the corresponding annotations were loaded, meta fields from ``meta_keys``.
+    Output: ``inputs = {'points': [N, C] float32 tensor}``; ``data_samples`` with ``gt_pts_seg``
+    (``pts_semantic_mask``, ``pts_instance_mask``, ``superpoints``), ``gt_feats`` (``feats``, ``count``:
+    distillation targets) and ``gt_instances_3d`` when those were loaded, meta fields from ``meta_keys``.
     """
 
     def __init__(self, meta_keys=DEFAULT_META_KEYS):
@@ -24,11 +25,14 @@ class PackPointInputs:
         inputs = {"points": torch.from_numpy(np.ascontiguousarray(results["points"], dtype=np.float32))}
         sample = Point3DDataSample(metainfo={k: results[k] for k in self.meta_keys if k in results})
         seg = {}
-        for key in ("pts_semantic_mask", "pts_instance_mask"):
+        for key in ("pts_semantic_mask", "pts_instance_mask", "superpoints"):
             if key in results:
                 seg[key] = torch.from_numpy(np.asarray(results[key], dtype=np.int64))
         if seg:
             sample.gt_pts_seg = BaseDataElement(**seg)
+        if "fused_feats" in results:
+            sample.gt_feats = BaseDataElement(feats=torch.from_numpy(results["fused_feats"]),
+                                              count=torch.from_numpy(results["fused_count"]))
         if "gt_bboxes_3d" in results:
             sample.gt_instances_3d = InstanceData(bboxes_3d=results["gt_bboxes_3d"].tensor.float(),
                                                   labels_3d=torch.as_tensor(results["gt_labels_3d"]))

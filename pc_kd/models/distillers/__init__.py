@@ -1,0 +1,3 @@
+from .point_distiller import PointFeatureDistiller
+
+__all__ = ["PointFeatureDistiller"]

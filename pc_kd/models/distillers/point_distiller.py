@@ -1,0 +1,113 @@
+"""A configurable point-cloud distiller: the student's code never changes for distillation.
+
+Forward hooks record the outputs of student modules named in ``recorders``; ``connectors`` adapt recorded
+tensors (e.g. a projection to the teacher's width); ``loss_mapping`` says which recorded (and connected)
+tensor and which target feed each loss in ``distill_losses``. Targets come from the data samples
+(``precomputed``: teacher features fused offline by tools/fuse_features.py, with their view counts as the
+mask) - the mmrazor ConfigurableDistiller idea for point clouds, without the mmrazor dependency.
+"""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+
+from pc_kd.heads.clustering import assign_clusters
+from pc_kd.registry import MODELS
+
+
+@MODELS.register_module()
+class PointFeatureDistiller(BaseModel):
+    """Distil per-point teacher features into a voxel student.
+
+    Args:
+        student: config of a voxel backbone ``(voxel_feats, indices, shape, B) -> [M, C]`` (e.g. SpconvUNet).
+        recorders: ``{name: module path}`` of student modules whose outputs are recorded ('' = the backbone
+            output). Recorded voxel tensors ``[M, C]`` are read per point.
+        connectors: ``{name: module config}`` applied to recorded tensors (e.g. ``PointProjection``).
+        distill_losses: ``{loss name: loss config}``.
+        loss_mapping: ``{loss name: dict(pred=recorder, connector=name or None, target='precomputed',
+            segments=None or 'superpoints')}``.
+        feature: ``(recorder, connector or None)`` whose per-point output is the student's feature for
+            clustering and ``mode='tensor'``.
+    """
+
+    def __init__(self, student: dict, recorders: Dict[str, str], connectors: Dict[str, dict],
+                 distill_losses: Dict[str, dict], loss_mapping: Dict[str, dict], feature=("backbone", None),
+                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor or dict(type="PointDataPreprocessor"),
+                         init_cfg=init_cfg)
+        self.student = MODELS.build(student)
+        self.connectors = torch.nn.ModuleDict({k: MODELS.build(v) for k, v in connectors.items()})
+        self.distill_losses = torch.nn.ModuleDict({k: MODELS.build(v) for k, v in distill_losses.items()})
+        for name, mapping in loss_mapping.items():
+            if name not in self.distill_losses:
+                raise KeyError(f"loss_mapping names loss {name!r}, not in distill_losses {list(distill_losses)}")
+            if mapping["pred"] not in recorders:
+                raise KeyError(f"loss_mapping[{name!r}].pred = {mapping['pred']!r} is not a recorder "
+                               f"({list(recorders)})")
+            if mapping.get("connector") and mapping["connector"] not in self.connectors:
+                raise KeyError(f"loss_mapping[{name!r}].connector = {mapping['connector']!r} is not a connector")
+        self.loss_mapping, self.feature = loss_mapping, tuple(feature)
+        self._records: Dict[str, torch.Tensor] = {}
+        modules = dict(self.student.named_modules())
+        for name, path in recorders.items():
+            if path not in modules:
+                raise KeyError(f"recorder {name!r}: the student has no module {path!r}; some of its modules: "
+                               f"{sorted(modules)[:8]}")
+            modules[path].register_forward_hook(self._make_hook(name))
+        self.register_buffer("centroids", torch.zeros(0), persistent=False)
+
+    def _make_hook(self, name):
+        def hook(_module, _inputs, output):
+            self._records[name] = output
+        return hook
+
+    def set_centroids(self, centroids: torch.Tensor) -> None:
+        self.centroids = centroids
+
+    def _run_student(self, inputs: dict) -> Dict[str, torch.Tensor]:
+        self._records = {}
+        vox = inputs["voxels"]
+        self.student(inputs["voxel_feats"], vox.spconv_indices(), vox.spconv_shape, vox.batch_size)
+        p2v = vox.point2voxel
+        return {k: (v[p2v] if v.shape[0] == len(vox.coords) else v) for k, v in self._records.items()}
+
+    def _connected(self, records, recorder, connector):
+        x = records[recorder]
+        return self.connectors[connector](x) if connector else x
+
+    def point_features_list(self, inputs: dict) -> List[torch.Tensor]:
+        """The student's per-point features (``feature``), split per cloud."""
+        records = self._run_student(inputs)
+        return inputs["points"].split(self._connected(records, *self.feature))
+
+    def loss(self, inputs: dict, data_samples) -> dict:
+        records = self._run_student(inputs)
+        device = inputs["voxel_feats"].device
+        target = torch.cat([s.gt_feats.feats for s in data_samples]).to(device)
+        mask = torch.cat([s.gt_feats.count for s in data_samples]).to(device) > 0
+        losses = {}
+        for name, mapping in self.loss_mapping.items():
+            pred = self._connected(records, mapping["pred"], mapping.get("connector"))
+            if mapping.get("segments"):
+                seg = torch.cat([s.gt_pts_seg.superpoints + 1_000_000 * i for i, s in enumerate(data_samples)])
+                losses[name] = self.distill_losses[name](pred, target, seg.to(device), mask)
+            else:
+                losses[name] = self.distill_losses[name](pred, target, mask)
+        return losses
+
+    def forward(self, inputs: dict, data_samples=None, mode: str = "tensor"):
+        if mode == "loss":
+            return self.loss(inputs, data_samples)
+        if mode == "tensor":
+            return self.point_features_list(inputs)
+        if mode == "predict":
+            if self.centroids.numel() == 0:
+                raise RuntimeError("PointFeatureDistiller: no cluster centres; add dict(type='ClusterCentroidsHook') "
+                                   "to custom_hooks (it fits them before each val / test epoch)")
+            for feats, sample in zip(self.point_features_list(inputs), data_samples):
+                seg = sample.gt_pts_seg.superpoints.to(feats.device) if "superpoints" in sample.gt_pts_seg else None
+                sample.pred_pts_seg = BaseDataElement(pts_semantic_mask=assign_clusters(feats, self.centroids, seg))
+            return data_samples
+        raise ValueError(f"PointFeatureDistiller: unknown mode {mode!r}")

@@ -1,0 +1,95 @@
+"""Offline multi-view fusion of a 2D teacher's features into a scene's points (OpenScene / PointDC targets)."""
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .backproject import backproject_features
+
+
+class MissingFrameError(FileNotFoundError):
+    """A scene's frame (image, depth or pose) cannot be read; the message names the scene and file."""
+
+
+def load_frames(frames: List[dict], scene: str, step: int = 1, with_depth: bool = True):
+    """Every ``step``-th frame of ``frames`` (info ``images`` entries): ``images [V, 3, H, W]`` float 0..1,
+    ``lidar2img [V, 4, 4]`` float64 (``cam2img @ inv(cam2world)``), ``depth [V, H, W]`` metres or None."""
+    frames = frames[::step]
+    if not frames:
+        raise MissingFrameError(f"scene {scene}: no posed frames listed; export frames (color/, pose/, "
+                                f"intrinsic/) or drop the scene")
+    images, mats, depths = [], [], []
+    for f in frames:
+        path = Path(f["img_path"])
+        if not path.is_file():
+            raise MissingFrameError(f"scene {scene}: image {path} not found")
+        pose = np.asarray(f.get("cam2world"), dtype=np.float64)
+        if pose.shape != (4, 4) or not np.isfinite(pose).all():
+            raise MissingFrameError(f"scene {scene}: frame {path.name} has no valid cam2world pose")
+        images.append(np.asarray(Image.open(path).convert("RGB")))
+        K = np.eye(4)
+        cam2img = np.asarray(f["cam2img"], dtype=np.float64)
+        K[:cam2img.shape[0], :cam2img.shape[1]] = cam2img
+        mats.append(K @ np.linalg.inv(pose))
+        dpath = f.get("depth_path")
+        if with_depth and dpath:
+            if not Path(dpath).is_file():
+                raise MissingFrameError(f"scene {scene}: depth image {dpath} not found")
+            depths.append(np.asarray(Image.open(dpath)).astype(np.float32) / float(f.get("depth_shift", 1000.0)))
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) != 1:
+        raise ValueError(f"scene {scene}: frames of different sizes {sorted(sizes)}")
+    h, w = images[0].shape[:2]
+    imgs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+    depth = None
+    if with_depth and len(depths) == len(images):
+        depth = torch.from_numpy(np.stack([d if d.shape == (h, w) else _resize_nearest(d, (h, w)) for d in depths]))
+    return imgs, torch.from_numpy(np.stack(mats)), depth
+
+
+def _resize_nearest(depth: np.ndarray, hw) -> np.ndarray:
+    """Depth images of another size (ScanNet: 640 x 480 for 1296 x 968 colour) resized to the colour frame."""
+    return F.interpolate(torch.from_numpy(depth)[None, None], size=hw, mode="nearest")[0, 0].numpy()
+
+
+@torch.no_grad()
+def fuse_scene(teacher: torch.nn.Module, points: torch.Tensor, frames: List[dict], scene: str, *,
+               frame_step: int = 1, border: int = 2, visibility: str = "auto", depth_tol: float = 0.25,
+               zbuffer_radius: int = 3, batch_frames: int = 8, device: Optional[str] = None):
+    """Mean teacher feature of every point over the frames that see it.
+
+    Args:
+        teacher: frozen module mapping ``[B, 3, H, W]`` (0..1) to ``[B, C, h, w]``.
+        points: ``[N, 3]`` in the frame the poses map to (the scan frame).
+        visibility: ``auto`` (depth images when every frame has one, else z-buffer), ``depth``, ``zbuffer``
+            or ``none``.
+
+    Returns:
+        ``feats [N, C]`` float16 (zeros where unseen) and ``count [N]`` int32 views per point.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    images, lidar2img, depth = load_frames(frames, scene, frame_step, with_depth=visibility in ("auto", "depth"))
+    mode = visibility
+    if visibility == "auto":
+        mode = "depth" if depth is not None else "zbuffer"
+    elif visibility == "depth" and depth is None:
+        raise MissingFrameError(f"scene {scene}: visibility='depth' but not every frame has a depth image")
+    hw = tuple(images.shape[2:])
+    pts = points.to(device)
+    total, count = None, torch.zeros(len(points), dtype=torch.long, device=device)
+    for start in range(0, len(images), batch_frames):
+        sl = slice(start, start + batch_frames)
+        feats = teacher(images[sl].to(device))
+        if feats.ndim != 4:
+            raise ValueError(f"teacher returned a tensor of rank {feats.ndim}; expected [B, C, h, w]")
+        out, n = backproject_features(pts, feats, lidar2img[sl].to(device), hw, visibility=mode,
+                                      depth_maps=depth[sl].to(device) if mode == "depth" else None,
+                                      depth_tol=depth_tol, zbuffer_radius=zbuffer_radius, border=border,
+                                      reduce="sum")
+        total = out.contiguous() if total is None else total + out
+        count += n
+    mean = total / count.clamp(min=1)[:, None].to(total.dtype)
+    return mean.half().cpu(), count.int().cpu()

@@ -1,0 +1,89 @@
+"""Headless open3d renders of point clouds coloured by labels, RGB, super-points or feature PCA.
+
+open3d's OffscreenRenderer needs no display: with ``EGL_PLATFORM=surfaceless`` (set here when unset) it
+renders through Mesa's EGL on a CPU machine. open3d is optional (``pip install 'pc_kd[vis]'``).
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pc_kd.utils.io import atomic_write
+
+from .bev import label_palette
+
+
+def _open3d():
+    os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+    try:
+        import open3d as o3d
+    except ImportError as err:
+        raise ImportError("rendering needs open3d: pip install 'pc_kd[vis]' (open3d 0.19 renders headless "
+                          "with EGL_PLATFORM=surfaceless)") from err
+    return o3d
+
+
+def label_colors(labels: np.ndarray, num_classes: int = None, ignore_index: int = 255) -> np.ndarray:
+    """``[N, 3]`` colours in 0..1 of class or cluster ids (grey for ``ignore_index``)."""
+    labels = np.asarray(labels).astype(np.int64)
+    valid = labels != ignore_index
+    k = int(num_classes or (labels[valid].max() + 1 if valid.any() else 1))
+    if k <= 20:
+        palette = label_palette(k)
+    else:  # many segments: a fixed pseudo-random palette
+        palette = np.vstack([np.random.default_rng(0).uniform(0.15, 0.95, (k, 3)), [[0.6, 0.6, 0.6]]])
+    return palette[np.where(valid, labels % k, k)]
+
+
+def pca_colors(feats: np.ndarray, mask: np.ndarray = None) -> np.ndarray:
+    """First three principal components of ``feats [N, C]`` scaled to 0..1 (1st-99th percentile); points
+    outside ``mask`` (e.g. seen by no view) are grey."""
+    feats = np.asarray(feats, dtype=np.float64)
+    mask = np.ones(len(feats), bool) if mask is None else np.asarray(mask, bool)
+    out = np.full((len(feats), 3), 0.6)
+    if mask.sum() < 3:
+        return out
+    x = feats[mask] - feats[mask].mean(0)
+    _, _, vt = np.linalg.svd(x[:: max(1, len(x) // 20000)], full_matrices=False)
+    proj = x @ vt[:3].T
+    lo, hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+    out[mask] = np.clip((proj - lo) / np.maximum(hi - lo, 1e-9), 0, 1)
+    return out
+
+
+def render_points(points: np.ndarray, colors: np.ndarray, out_png, width: int = 960, height: int = 720,
+                  view: str = "iso", point_size: float = 3.0, max_height: float = None) -> Path:
+    """Render ``points [N, 3]`` (metres, z up) with ``colors [N, 3]`` (0..1) to a PNG, atomically.
+
+    ``view``: ``iso`` (from above a corner) or ``top``; ``max_height`` hides points above it (a ceiling).
+    """
+    o3d = _open3d()
+    points = np.asarray(points, dtype=np.float64)
+    colors = np.asarray(colors, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or colors.shape != points.shape:
+        raise ValueError(f"render_points: points and colors must both be [N, 3], got {points.shape}, {colors.shape}")
+    if max_height is not None:
+        keep = points[:, 2] < max_height
+        points, colors = points[keep], colors[keep]
+    renderer = o3d.visualization.rendering.OffscreenRenderer(width, height)
+    renderer.scene.set_background([1.0, 1.0, 1.0, 1.0])
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    cloud.colors = o3d.utility.Vector3dVector(colors)
+    material = o3d.visualization.rendering.MaterialRecord()
+    material.shader, material.point_size = "defaultUnlit", point_size
+    renderer.scene.add_geometry("points", cloud, material)
+    lo, hi = points.min(0), points.max(0)
+    centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
+    if view == "top":
+        eye, up = centre + [0.0, 0.0, 1.2 * extent], [0.0, 1.0, 0.0]
+    else:
+        eye, up = centre + np.array([-0.6, -0.8, 0.9]) * extent, [0.0, 0.0, 1.0]
+    renderer.setup_camera(50.0, centre, eye, up)
+    image = renderer.render_to_image()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out_png) as tmp:
+        png = tmp.with_suffix(".png")
+        o3d.io.write_image(str(png), image)
+        os.replace(png, tmp)
+    return out_png

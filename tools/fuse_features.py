@@ -1,0 +1,110 @@
+"""Fuse a frozen 2D teacher's features into every scene's points, once, offline.
+
+    python tools/fuse_features.py CONFIG [--split train] [--out DIR] [--shard i/n] [--device cuda]
+        [--on-missing fail|skip]
+
+The config's ``fusion`` dict names the teacher and the options of ``pc_kd.projection.fuse_scene``
+(``teacher``, ``frame_step``, ``border``, ``visibility``, ``depth_tol``, ``zbuffer_radius``, ``batch_frames``,
+``out_dir``). Each scene becomes ``<out>/<points file stem>.npz`` with ``feats`` (float16 ``[N, C]``) and
+``count`` (int32 ``[N]``), written atomically; finished scenes are skipped (resume by re-running), ``--shard
+i/n`` (or RANK / WORLD_SIZE under torchrun) takes every n-th scene. Ends with the coverage: the share of
+points seen by at least one frame.
+"""
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from tqdm import tqdm
+
+
+def build_teacher(cfg):
+    from mmengine.registry import init_default_scope
+
+    import pc_kd.models  # noqa: F401  (registers the teachers)
+    from pc_kd.registry import MODELS
+
+    init_default_scope(cfg.get("default_scope", "pc_kd"))
+    return MODELS.build(cfg.fusion["teacher"])
+
+
+def build_dataset(cfg, split):
+    from pc_kd.registry import DATASETS
+
+    ds_cfg = cfg[f"{split}_dataloader"]["dataset"].copy()
+    ds_cfg["pipeline"] = []
+    ds_cfg["check_images"] = False  # missing frames are reported per scene below
+    return DATASETS.build(ds_cfg)
+
+
+def parse_shard(text):
+    if text:
+        i, n = (int(v) for v in text.split("/"))
+    else:
+        i, n = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if not 0 <= i < n:
+        raise ValueError(f"--shard must be i/n with 0 <= i < n, got {text}")
+    return i, n
+
+
+def main(argv=None):
+    from pc_kd.projection import MissingFrameError, fuse_scene
+    from pc_kd.utils.io import atomic_write, read_bin
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--split", default="train", choices=["train", "val", "test"])
+    parser.add_argument("--out", help="output folder (default: the config's fusion.out_dir)")
+    parser.add_argument("--shard", help="i/n: process every n-th scene starting at i")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--on-missing", default="fail", choices=["fail", "skip"],
+                        help="a scene without readable frames or poses: stop (fail) or log and go on (skip)")
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if "fusion" not in cfg:
+        raise KeyError(f"config {args.config} has no 'fusion' dict (teacher, frame_step, ...)")
+    options = {k: v for k, v in cfg.fusion.items() if k not in ("teacher", "out_dir")}
+    out = Path(args.out or cfg.fusion.get("out_dir", "fused"))
+    out.mkdir(parents=True, exist_ok=True)
+    teacher = build_teacher(cfg).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dataset = build_dataset(cfg, args.split)
+    shard, shards = parse_shard(args.shard)
+    infos = [dataset.get_data_info(i) for i in range(shard, len(dataset), shards)]
+    written, skipped, missing, seen, total = 0, 0, [], 0, 0
+    start = time.perf_counter()
+    for info in tqdm(infos, desc=f"fusing shard {shard}/{shards}", unit="scene"):
+        scene = Path(info["lidar_path"]).stem
+        target = out / f"{scene}.npz"
+        if target.exists():
+            count = np.load(target)["count"]
+            skipped += 1
+        else:
+            points = read_bin(info["lidar_path"], np.float32, info["num_pts_feats"], what="points file")
+            try:
+                feats, count = fuse_scene(teacher, torch.from_numpy(points[:, :3].astype(np.float64)),
+                                          info.get("images", []), scene, device=args.device, **options)
+            except MissingFrameError as err:
+                if args.on_missing == "fail":
+                    raise
+                print(f"skipping: {err}")
+                missing.append(scene)
+                continue
+            count = count.numpy()
+            with atomic_write(target) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, feats=feats.numpy(), count=count)
+            written += 1
+        seen += int((count > 0).sum())
+        total += len(count)
+    seconds = time.perf_counter() - start
+    print(f"fused {written} scenes, {skipped} already there, {len(missing)} skipped for missing frames "
+          f"{missing if missing else ''}in {seconds:.1f} s ({written / max(seconds, 1e-9):.2f} scenes/s); "
+          f"coverage: {seen / max(total, 1) * 100:.1f} % of {total} points seen by >= 1 frame")
+    return dict(written=written, skipped=skipped, missing=missing, coverage=seen / max(total, 1))
+
+
+if __name__ == "__main__":
+    main()

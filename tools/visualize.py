@@ -1,0 +1,102 @@
+"""Render a scene of a dataset config to PNG with open3d (headless), coloured by what you want to look at.
+
+    python tools/visualize.py CONFIG [--split val] [--index 0] [--color gt|rgb|superpoints|fused|student|clusters]
+        [--checkpoint CKPT] [--out scene.png] [--view iso|top] [--show]
+
+gt: ground-truth classes; rgb: point colours; superpoints: super-point ids (<superpoint_dir>/<scene>.npy);
+fused: PCA of the fused 2D features (<feature_dir>/<scene>.npz, unseen points grey); student: PCA of a
+distilled student's features (--checkpoint); clusters: the student's super-point k-means clusters (one per
+class). ``--show`` opens a window where a display exists.
+"""
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+
+def scene_arrays(cfg, split, index):
+    from mmengine.registry import init_default_scope
+
+    from pc_kd.registry import DATASETS
+
+    init_default_scope(cfg.get("default_scope", "pc_kd"))
+    ds_cfg = cfg[f"{split}_dataloader"]["dataset"].copy()
+    dataset = DATASETS.build(ds_cfg)
+    if not 0 <= index < len(dataset):
+        raise IndexError(f"--index {index}: the {split} set has {len(dataset)} scenes")
+    return dataset, dataset.prepare_data(index), dataset.get_data_info(index)
+
+
+def student_features(cfg, checkpoint, dataset, index):
+    from pc_kd.engine import load_local_checkpoint
+    from pc_kd.registry import MODELS
+
+    model = MODELS.build(cfg.model)
+    state = load_local_checkpoint(checkpoint, map_location="cpu")
+    model.load_state_dict(state.get("state_dict", state))
+    model.eval()
+    from mmengine.dataset import pseudo_collate
+
+    batch = pseudo_collate([dataset[index]])
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        return model.point_features_list(data["inputs"])[0], data["data_samples"][0]
+
+
+def main(argv=None):
+    from pc_kd.heads import assign_clusters, kmeans, segment_pool
+    from pc_kd.visualization import label_colors, pca_colors, render_points
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--split", default="val", choices=["train", "val", "test"])
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--color", default="gt", choices=["gt", "rgb", "superpoints", "fused", "student", "clusters"])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--out")
+    parser.add_argument("--view", default="iso", choices=["iso", "top"])
+    parser.add_argument("--max-height", type=float, default=None, help="hide points above (e.g. a ceiling)")
+    parser.add_argument("--show", action="store_true", help="open a window too (needs a display)")
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    dataset, results, info = scene_arrays(cfg, args.split, args.index)
+    scene = Path(info["lidar_path"]).stem
+    sample = results["data_samples"]
+    points = results["inputs"]["points"][:, :3].numpy()
+    classes = dataset.metainfo["classes"]
+    if args.color == "gt":
+        colors = label_colors(sample.gt_pts_seg.pts_semantic_mask.numpy(), len(classes))
+    elif args.color == "rgb":
+        colors = results["inputs"]["points"][:, 3:6].numpy().clip(0, 1)
+    elif args.color == "superpoints":
+        colors = label_colors(np.load(Path(cfg.superpoint_dir) / f"{scene}.npy"))
+    elif args.color == "fused":
+        fused = np.load(Path(cfg.feature_dir) / f"{scene}.npz")
+        colors = pca_colors(fused["feats"].astype(np.float32), fused["count"] > 0)
+    else:
+        if not args.checkpoint:
+            parser.error(f"--color {args.color} needs --checkpoint")
+        feats, s = student_features(cfg, args.checkpoint, dataset, args.index)
+        if args.color == "student":
+            colors = pca_colors(feats.numpy())
+        else:
+            seg = s.gt_pts_seg.superpoints
+            centroids, _ = kmeans(segment_pool(feats, seg)[0], len(classes))
+            colors = label_colors(assign_clusters(feats, centroids, seg).numpy(), len(classes))
+    out = args.out or os.path.join("work_dirs", "vis", f"{scene}_{args.color}.png")
+    png = render_points(points, colors, out, view=args.view, max_height=args.max_height)
+    print(f"picture: {png}")
+    if args.show and os.environ.get("DISPLAY"):
+        import open3d as o3d
+
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+        cloud.colors = o3d.utility.Vector3dVector(colors)
+        o3d.visualization.draw_geometries([cloud], window_name=f"{scene} ({args.color})")
+    return png
+
+
+if __name__ == "__main__":
+    main()
