@@ -24,7 +24,7 @@ DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, scope="p
                          locations=["pc_kd.datasets"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="pc_kd", locations=["pc_kd.datasets"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, scope="pc_kd", locations=["pc_kd.evaluation"])
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="pc_kd", locations=["pc_kd.engine", "pc_kd.heads"])
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="pc_kd", locations=["pc_kd.engine", "pc_kd.heads", "pc_kd.models"])
 LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope="pc_kd", locations=["pc_kd.engine"])
 VISUALIZERS = Registry("visualizer", parent=MMENGINE_VISUALIZERS, scope="pc_kd",
                        locations=["pc_kd.visualization"])
