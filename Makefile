@@ -1,4 +1,4 @@
-# pc_kd: `make demo` trains and tests the embedded default; `make test` runs the test suite.
+# pc_kd: `make demo` runs the image -> 3D distillation demo; `make test` runs the test suite.
 # Both create .venv on first use. TORCH picks the torch build (CPU wheel by default; a CUDA machine can
 # pass e.g. TORCH="torch==2.13.0 --index-url <your CUDA index>").
 PYTHON ?= python3
@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pc_kd-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo clean
+.PHONY: install test demo demo-supervised clean
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,5 +26,8 @@ test: install
 demo: install
 	$(PY) tools/demo.py --work-dir work_dirs/demo
 
+demo-supervised: install
+	$(PY) tools/demo_supervised.py --work-dir work_dirs/demo_supervised
+
 clean:
-	rm -rf $(VENV) work_dirs data/synthetic_indoor data/synthetic_driving
+	rm -rf $(VENV) work_dirs data/synthetic_indoor data/synthetic_indoor_distill data/synthetic_driving

@@ -30,7 +30,8 @@ class InfoFileDataset(BaseDataset):
 
     def __init__(self, ann_file: str = "", data_root: str = "", data_prefix: Optional[dict] = None,
                  seg_raw_ids=None, pipeline=(), test_mode: bool = False, metainfo: Optional[dict] = None,
-                 **kwargs):
+                 check_images: bool = True, **kwargs):
+        self.check_images = check_images  # False: missing frames are left to the caller (fusion) to report
         prefix = dict(self.DEFAULT_PREFIX)
         prefix.update(data_prefix or {})
         super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=prefix, pipeline=[TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline],
@@ -73,6 +74,22 @@ class InfoFileDataset(BaseDataset):
             raise FileNotFoundError(f"info file {self.ann_file}: {field} -> {full} does not exist; check "
                                     f"data_root / data_prefix['{key}'] in the config")
         return full
+
+    def parse_images(self, info: dict) -> dict:
+        """Join the paths of the posed frames in ``info['images']`` (a list of dicts with ``img_path``,
+        ``cam2world``, ``cam2img`` and optional ``depth_path`` / ``label_path``); check the images exist
+        unless ``check_images=False``."""
+        images = []
+        for i, img in enumerate(info.get("images", [])):
+            img = dict(img)
+            img["img_path"] = (self._checked("img", img["img_path"], f"images[{i}].img_path") if self.check_images
+                               else self._join("img", img["img_path"]))
+            for key in ("depth_path", "label_path"):
+                if img.get(key):
+                    img[key] = self._join("img", img[key])
+            images.append(img)
+        info["images"] = images
+        return info
 
     def parse_data_info(self, info: dict) -> dict:
         info = dict(info)

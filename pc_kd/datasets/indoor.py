@@ -22,25 +22,11 @@ class ScanNetDataset(InfoFileDataset):
 
     METAINFO = dict(classes=SCANNET20_CLASSES, seg_raw_ids=SCANNET20_NYU40_IDS)
 
-    def __init__(self, *args, check_images: bool = True, **kwargs):
-        self.check_images = check_images  # False: missing frames are left for the user (fusion) to report
-        super().__init__(*args, **kwargs)
-
     def parse_data_info(self, info: dict) -> dict:
         info = super().parse_data_info(info)
         if "images" not in info:
             info["images"] = self._discover_posed_images(str(info.get("sample_idx", "")))
-        images = []
-        for i, img in enumerate(info["images"]):
-            img = dict(img)
-            img["img_path"] = (self._checked("img", img["img_path"], f"images[{i}].img_path") if self.check_images
-                               else self._join("img", img["img_path"]))
-            for key in ("depth_path", "label_path"):
-                if img.get(key):
-                    img[key] = self._join("img", img[key])
-            images.append(img)
-        info["images"] = images
-        return info
+        return self.parse_images(info)
 
     def _discover_posed_images(self, scene: str) -> list:
         """Frames of mmdet3d's ``posed_images/<scene>/`` export (``<frame>.jpg`` + ``<frame>.txt`` camera-to-world
@@ -56,9 +42,13 @@ class ScanNetDataset(InfoFileDataset):
 @DATASETS.register_module()
 class S3DISDataset(InfoFileDataset):
     """S3DIS rooms: points ``[N, 6]`` (x y z shifted to the room minimum, r g b 0..255), 13-class semantic
-    masks (ids 0..12), instance masks. Layout as mmdet3d's / ``tools/create_infos.py s3dis``::
+    masks (ids 0..12), instance masks; posed frames (e.g. from 2D-3D-S) when the info lists ``images`` in
+    the ScanNet schema. Layout as mmdet3d's / ``tools/create_infos.py s3dis``::
 
         points/Area_<k>_<room>.bin  semantic_mask/...  instance_mask/...  s3dis_infos_Area_<k>.pkl
     """
 
     METAINFO = dict(classes=S3DIS_CLASSES, seg_raw_ids=tuple(range(len(S3DIS_CLASSES))))
+
+    def parse_data_info(self, info: dict) -> dict:
+        return self.parse_images(super().parse_data_info(info))

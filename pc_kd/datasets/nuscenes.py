@@ -25,8 +25,8 @@ class NuScenesDataset(InfoFileDataset):
     METAINFO = dict(classes=NUSCENES_CLASSES)
     DEFAULT_PREFIX = dict(pts="samples/LIDAR_TOP", img="samples", pts_semantic_mask="", pts_instance_mask="")
 
-    def __init__(self, *args, image_hw=NUSCENES_IMAGE_HW, check_images=True, **kwargs):
-        self.image_hw, self.check_images = tuple(image_hw), check_images
+    def __init__(self, *args, image_hw=NUSCENES_IMAGE_HW, **kwargs):
+        self.image_hw = tuple(image_hw)
         super().__init__(*args, **kwargs)
 
     def parse_data_info(self, info: dict) -> dict:

@@ -1,0 +1,26 @@
+"""Every shipped config parses, passes the key check, stays one base deep and builds its model."""
+import re
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from pc_kd.engine import check_config_keys
+from pc_kd.registry import MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT / "configs")) for p in CONFIGS])
+def test_config_builds_its_model(path):
+    cfg = Config.fromfile(path)
+    check_config_keys(cfg, str(path))
+    bases = re.findall(r"[\"']([^\"']+\.py)[\"']", path.read_text().split("\n\n")[0])
+    for base in bases:
+        assert "_base_" not in (path.parent / base).read_text(), f"{base}: configs are one base deep"
+    init_default_scope("pc_kd")
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert cfg.get("val_evaluator") and cfg.get("train_dataloader")

@@ -1,0 +1,121 @@
+"""The distillation job end to end through the tools, on synthetic rooms (few iterations): demo, resume,
+test, resumable / shardable fusion, missing frames, renders; and fusion on the real ScanNet frames."""
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "pointdc" / "pointdc_spconv-unet_tinysegnet_synthetic-indoor.py"
+pytestmark = pytest.mark.slow
+
+
+def _run(args, cwd, timeout=900):
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    out = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    return out.returncode, out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    code, log = _run([ROOT / "tools" / "demo.py", "--epochs", "2", "--teacher-iters", "30"], work)
+    assert code == 0, log[-4000:]
+    return work, log
+
+
+def test_demo_prints_the_table_and_draws(demo_dir):
+    work, log = demo_dir
+    rows = dict(re.findall(r"\| \((a|b|c)\) [^|]+\|\s+([0-9.]+) \|", log))
+    assert set(rows) == {"a", "b", "c"} and all(0 <= float(v) <= 100 for v in rows.values())
+    assert "coverage:" in log and "2D teacher written" in log
+    assert (work / "work_dirs" / "demo" / "bev_distilled.png").stat().st_size > 10_000
+
+
+def test_distillation_config_resumes_and_tests(demo_dir):
+    work, _ = demo_dir
+    code, log = _run([ROOT / "tools" / "train.py", CONFIG, "--work-dir", "work_dirs/demo", "--resume",
+                      "--cfg-options", "train_cfg.max_epochs=3", "train_cfg.val_interval=3"], work)
+    assert code == 0, log[-4000:]
+    assert re.search(r"resumed epoch: 2, iter: 8", log), log[-3000:]
+    assert re.search(r"Epoch\(val\) \[3\].*unsup/miou: [0-9.]+", log)
+    code, log = _run([ROOT / "tools" / "test.py", CONFIG, "work_dirs/demo/epoch_3.pth", "--work-dir",
+                      "work_dirs/demo"], work)
+    assert code == 0, log[-4000:]
+    assert re.search(r"Epoch\(test\).*unsup/miou: [0-9.]+", log) and "ClusterCentroidsHook" in log
+
+
+def test_fusion_tool_resumes_shards_and_reports_missing_frames(demo_dir):
+    work, _ = demo_dir
+    fused = work / "data" / "synthetic_indoor_distill" / "fused"
+    code, log = _run([ROOT / "tools" / "fuse_features.py", CONFIG], work)
+    assert code == 0 and "fused 0 scenes, 8 already there" in log
+    for name in ("scene01000.npz", "scene01001.npz"):
+        (fused / name).unlink()
+    logs = [_run([ROOT / "tools" / "fuse_features.py", CONFIG, "--shard", f"{i}/2"], work)[1] for i in range(2)]
+    assert all("fused 1 scenes, 3 already there" in x for x in logs)
+    root = work / "data" / "synthetic_indoor_distill"
+    info = pickle.load(open(root / "synthetic_indoor_infos_val.pkl", "rb"))
+    missing = root / info["data_list"][1]["images"][2]["img_path"]
+    shutil.move(missing, missing.with_suffix(".moved"))
+    (fused / "scene01501.npz").unlink()
+    code, log = _run([ROOT / "tools" / "fuse_features.py", CONFIG, "--split", "val"], work)
+    assert code != 0 and f"scene scene01501: image {missing.relative_to(work)} not found" in log
+    code, log = _run([ROOT / "tools" / "fuse_features.py", CONFIG, "--split", "val", "--on-missing", "skip"], work)
+    assert code == 0 and "1 skipped for missing frames ['scene01501']" in log
+    shutil.move(missing.with_suffix(".moved"), missing)
+
+
+def test_visualize_renders_pngs(demo_dir):
+    pytest.importorskip("open3d", reason="rendering needs the [vis] extra (open3d)")
+    work, _ = demo_dir
+    for color in ("gt", "fused", "clusters"):
+        code, log = _run([ROOT / "tools" / "visualize.py", CONFIG, "--color", color, "--checkpoint",
+                          "work_dirs/demo/epoch_2.pth", "--out", f"{color}.png"], work)
+        assert code == 0, log[-3000:]
+        from PIL import Image
+
+        pixels = np.asarray(Image.open(work / f"{color}.png").convert("RGB")).reshape(-1, 3)
+        assert len(np.unique(pixels, axis=0)) > 20  # a picture, not a blank frame
+
+
+@pytest.mark.realdata
+def test_fusion_and_render_on_the_real_scannet_frames(real_data, tmp_path):
+    """Fuse a (random) 2D teacher's features from the two real ScanNet frames onto the real vertices with the
+    z-buffer (no depth images), then render them."""
+    src = real_data / "scannet_scene0000_00"
+    (tmp_path / "points").mkdir()
+    (tmp_path / "semantic_mask").mkdir()
+    shutil.copy(src / "scene0000_00_vert_unaligned.bin", tmp_path / "points" / "scene0000_00.bin")
+    np.load(src / "scene0000_00_sem_label_all.npy").astype(np.int64).tofile(
+        tmp_path / "semantic_mask" / "scene0000_00.bin")
+    shutil.copytree(src / "posed_images", tmp_path / "posed_images" / "scene0000_00")
+    with open(tmp_path / "infos.pkl", "wb") as f:
+        pickle.dump({"metainfo": {}, "data_list": [{"sample_idx": "scene0000_00", "pts_semantic_mask_path":
+                    "scene0000_00.bin", "lidar_points": {"num_pts_feats": 6, "lidar_path": "scene0000_00.bin"}}]}, f)
+    config = tmp_path / "scannet_fusion.py"
+    config.write_text(
+        "default_scope = 'pc_kd'\n"
+        f"feature_dir = '{tmp_path / 'fused'}'\n"
+        "val_dataloader = dict(dataset=dict(type='ScanNetDataset', ann_file='infos.pkl', "
+        f"data_root='{tmp_path}', pipeline=[dict(type='LoadPointsFromFile', load_dim=6, color_scale=255.0), "
+        "dict(type='LoadAnnotations3D'), dict(type='PackPointInputs')]))\n"
+        "fusion = dict(teacher=dict(type='ModuleTeacher', model=dict(type='TinySegNet', num_classes=20), stride=4),"
+        " visibility='auto', zbuffer_radius=4, depth_tol=0.05, border=4, batch_frames=1, out_dir=feature_dir)\n")
+    code, log = _run([ROOT / "tools" / "fuse_features.py", config, "--split", "val"], tmp_path)
+    assert code == 0, log[-3000:]
+    coverage = float(re.search(r"coverage: ([0-9.]+) %", log).group(1))
+    assert 5.0 < coverage < 20.0  # the two frames see about a tenth of the scan
+    data = np.load(tmp_path / "fused" / "scene0000_00.npz")
+    assert data["feats"].shape == (81369, 32) and data["feats"].dtype == np.float16
+    if pytest.importorskip("open3d", reason="rendering needs open3d"):
+        code, log = _run([ROOT / "tools" / "visualize.py", config, "--color", "fused", "--out", "fused.png"],
+                         tmp_path)
+        assert code == 0 and (tmp_path / "fused.png").stat().st_size > 10_000, log[-3000:]
