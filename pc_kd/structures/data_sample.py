@@ -32,6 +32,9 @@ class Point3DDataSample(BaseDataElement):
     gt_feats = _typed_field("gt_feats", BaseDataElement,
                             "distillation targets: ``feats [N, C]`` (teacher features fused onto the points) and "
                             "``count [N]`` (views per point; 0 = no target).")
+    frames = _typed_field("frames", BaseDataElement,
+                          "posed frames for an online teacher: ``images [V, 3, H, W]`` (0..1), ``lidar2img "
+                          "[V, 4, 4]`` (after augmentation), optional ``depth [V, H, W]`` metres.")
     gt_instances_3d = _typed_field("gt_instances_3d", InstanceData,
                                    "``bboxes_3d`` (Boxes3D), ``labels_3d [M]`` int64.")
     pred_instances_3d = _typed_field("pred_instances_3d", InstanceData,

@@ -39,5 +39,7 @@ class RandomRotScaleFlip:
             if boxes.shape[1] == 9:
                 boxes[:, 7:9] = boxes[:, 7:9] @ torch.as_tensor(mat[:2, :2]).T.to(boxes)
             results["gt_bboxes_3d"] = Boxes3D(boxes)
+        if "frame_lidar2img" in results:  # posed frames keep seeing the (moved) points where they were
+            results["frame_lidar2img"] = results["frame_lidar2img"] @ torch.from_numpy(np.linalg.inv(mat))
         results["aug_matrix"] = mat @ results.get("aug_matrix", np.eye(4))
         return results

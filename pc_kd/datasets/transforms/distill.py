@@ -48,3 +48,32 @@ class LoadSuperpoints:
             raise ValueError(f"super-point file {path}: {len(labels)} labels for {n} points")
         results["superpoints"] = labels
         return results
+
+
+@TRANSFORMS.register_module()
+class LoadPosedFrames:
+    """Add the scene's posed frames for a teacher that runs inside the training step (online distillation):
+    ``frame_images [V, 3, H, W]`` float 0..1, ``frame_lidar2img [V, 4, 4]`` float64 and ``frame_depth
+    [V, H, W]`` (metres, when every frame has a depth image). Put it before geometric augmentations, which
+    then update ``frame_lidar2img``.
+
+    Args:
+        frame_step: keep every k-th frame; max_frames: then at most this many, evenly spread.
+    """
+
+    def __init__(self, frame_step: int = 1, max_frames: int = None, with_depth: bool = True):
+        self.frame_step, self.max_frames, self.with_depth = frame_step, max_frames, with_depth
+
+    def __call__(self, results: dict) -> dict:
+        from pc_kd.projection.fusion import load_frames
+
+        frames = results.get("images", [])
+        if self.max_frames and len(frames[::self.frame_step]) > self.max_frames:
+            keep = np.linspace(0, len(frames[::self.frame_step]) - 1, self.max_frames).round().astype(int)
+            frames = [frames[::self.frame_step][i] for i in keep]
+            step = 1
+        else:
+            step = self.frame_step
+        images, lidar2img, depth = load_frames(frames, Path(results["lidar_path"]).stem, step, self.with_depth)
+        results.update(frame_images=images, frame_lidar2img=lidar2img, frame_depth=depth)
+        return results

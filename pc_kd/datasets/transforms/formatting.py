@@ -33,6 +33,11 @@ class PackPointInputs:
         if "fused_feats" in results:
             sample.gt_feats = BaseDataElement(feats=torch.from_numpy(results["fused_feats"]),
                                               count=torch.from_numpy(results["fused_count"]))
+        if "frame_images" in results:
+            frames = dict(images=results["frame_images"], lidar2img=results["frame_lidar2img"])
+            if results.get("frame_depth") is not None:
+                frames["depth"] = results["frame_depth"]
+            sample.frames = BaseDataElement(**frames)
         if "gt_bboxes_3d" in results:
             sample.gt_instances_3d = InstanceData(bboxes_3d=results["gt_bboxes_3d"].tensor.float(),
                                                   labels_3d=torch.as_tensor(results["gt_labels_3d"]))

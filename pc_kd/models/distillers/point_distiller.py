@@ -4,7 +4,9 @@ Forward hooks record the outputs of student modules named in ``recorders``; ``co
 tensors (e.g. a projection to the teacher's width); ``loss_mapping`` says which recorded (and connected)
 tensor and which target feed each loss in ``distill_losses``. Targets come from the data samples
 (``precomputed``: teacher features fused offline by tools/fuse_features.py, with their view counts as the
-mask) - the mmrazor ConfigurableDistiller idea for point clouds, without the mmrazor dependency.
+mask) or, with ``teacher``, from a frozen 2D teacher run inside the training step on the posed frames that
+``LoadPosedFrames`` put in the batch (``online``) - the mmrazor ConfigurableDistiller idea for point clouds,
+without the mmrazor dependency.
 """
 from typing import Dict, List, Optional
 
@@ -30,14 +32,21 @@ class PointFeatureDistiller(BaseModel):
             segments=None or 'superpoints')}``.
         feature: ``(recorder, connector or None)`` whose per-point output is the student's feature for
             clustering and ``mode='tensor'``.
+        teacher: optional frozen 2D teacher config for online targets (see ``online_fusion``).
+        online_fusion: options of the online back-projection: ``visibility`` (auto/depth/zbuffer/none),
+            ``depth_tol``, ``border``, ``zbuffer_radius``.
     """
 
     def __init__(self, student: dict, recorders: Dict[str, str], connectors: Dict[str, dict],
                  distill_losses: Dict[str, dict], loss_mapping: Dict[str, dict], feature=("backbone", None),
+                 teacher: Optional[dict] = None, online_fusion: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="PointDataPreprocessor"),
                          init_cfg=init_cfg)
         self.student = MODELS.build(student)
+        self.teacher = MODELS.build(teacher) if teacher else None
+        self.online_fusion = dict(visibility="auto", depth_tol=0.25, border=2, zbuffer_radius=3)
+        self.online_fusion.update(online_fusion or {})
         self.connectors = torch.nn.ModuleDict({k: MODELS.build(v) for k, v in connectors.items()})
         self.distill_losses = torch.nn.ModuleDict({k: MODELS.build(v) for k, v in distill_losses.items()})
         for name, mapping in loss_mapping.items():
@@ -82,11 +91,39 @@ class PointFeatureDistiller(BaseModel):
         records = self._run_student(inputs)
         return inputs["points"].split(self._connected(records, *self.feature))
 
+    def _targets(self, inputs: dict, data_samples):
+        """``[N, C]`` targets and ``[N]`` mask: precomputed ones, or the online teacher's on the frames."""
+        device = inputs["voxel_feats"].device
+        if self.teacher is None:
+            if "gt_feats" not in data_samples[0]:
+                raise KeyError("PointFeatureDistiller: no targets; add LoadFusedFeatures to the pipeline "
+                               "(offline) or give the distiller a teacher and LoadPosedFrames (online)")
+            target = torch.cat([s.gt_feats.feats for s in data_samples]).to(device)
+            return target, torch.cat([s.gt_feats.count for s in data_samples]).to(device) > 0
+        from pc_kd.projection import backproject_features
+
+        opts = dict(self.online_fusion)
+        targets, masks = [], []
+        for coord, sample in zip(inputs["points"].split(inputs["points"].coord), data_samples):
+            if "frames" not in sample:
+                raise KeyError("PointFeatureDistiller: an online teacher needs LoadPosedFrames in the pipeline")
+            frames = sample.frames
+            images = frames.images.to(device)
+            visibility = opts["visibility"]
+            if visibility == "auto":
+                visibility = "depth" if "depth" in frames else "zbuffer"
+            feats, count = backproject_features(
+                coord.double(), self.teacher(images), frames.lidar2img.to(device), tuple(images.shape[2:]),
+                visibility=visibility, depth_maps=frames.depth.to(device) if visibility == "depth" else None,
+                depth_tol=opts["depth_tol"], border=opts["border"], zbuffer_radius=opts["zbuffer_radius"])
+            targets.append(feats)
+            masks.append(count > 0)
+        return torch.cat(targets), torch.cat(masks)
+
     def loss(self, inputs: dict, data_samples) -> dict:
         records = self._run_student(inputs)
         device = inputs["voxel_feats"].device
-        target = torch.cat([s.gt_feats.feats for s in data_samples]).to(device)
-        mask = torch.cat([s.gt_feats.count for s in data_samples]).to(device) > 0
+        target, mask = self._targets(inputs, data_samples)
         losses = {}
         for name, mapping in self.loss_mapping.items():
             pred = self._connected(records, mapping["pred"], mapping.get("connector"))
