@@ -41,7 +41,7 @@ def plot_bev_labels(points: np.ndarray, label_sets: Sequence[np.ndarray], titles
         ax.set_ylabel("y (m)")
     handles = [Patch(color=palette[i], label=name) for i, name in enumerate(classes)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 10), frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     out_png = Path(out_png)
     with atomic_write(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
