@@ -156,3 +156,17 @@ def test_online_teacher_targets_equal_the_offline_fused_ones_even_after_augmenta
     assert agree > 0.999 and mask.sum() > 1000  # a few points on a depth-test edge may flip after resampling
     both = mask & fused_mask
     torch.testing.assert_close(target[both].half().float(), sample.gt_feats.feats[both], atol=2e-3, rtol=2e-3)
+
+
+def test_superpoint_clustering_stage_trains_and_resumes(demo_dir):
+    work, _ = demo_dir
+    config = ROOT / "configs" / "pointdc" / "pointdc-cluster_spconv-unet_tinysegnet_synthetic-indoor.py"
+    opts = ["load_from=work_dirs/demo/epoch_2.pth", "train_cfg.val_interval=10"]
+    code, log = _run([ROOT / "tools" / "train.py", config, "--work-dir", "work_dirs/cluster", "--cfg-options",
+                      "train_cfg.max_epochs=1", *opts], work)
+    assert code == 0, log[-4000:]
+    assert "ReclusterHook: epoch 0, 20 primitives" in log and re.search(r"loss_cluster: [0-9.]+", log)
+    code, log = _run([ROOT / "tools" / "train.py", config, "--work-dir", "work_dirs/cluster", "--resume",
+                      "--cfg-options", "train_cfg.max_epochs=2", *opts], work)
+    assert code == 0, log[-4000:]
+    assert "resumed epoch: 1" in log and "ReclusterHook: epoch 1, 20 primitives" in log  # refit after resume

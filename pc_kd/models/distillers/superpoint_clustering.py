@@ -54,9 +54,10 @@ class SuperPointClustering(PointFeatureDistiller):
 
 @HOOKS.register_module()
 class ReclusterHook(Hook):
-    """Every ``interval`` epochs (and before the first), run the model over the training set, pool its
-    features per super-point, k-means them into the model's ``num_primitives`` and hand the primitives and
-    each scene's super-point pseudo-labels to the model (``set_pseudo_labels``)."""
+    """Every ``interval`` epochs (and before the first, or the first after a resume, since pseudo-labels are
+    not stored in checkpoints), run the model over the training set, pool its features per super-point,
+    k-means them into the model's ``num_primitives`` and hand the primitives and each scene's super-point
+    pseudo-labels to the model (``set_pseudo_labels``)."""
 
     priority = "LOW"
 
@@ -64,9 +65,9 @@ class ReclusterHook(Hook):
         self.interval, self.iters, self.seed = interval, iters, seed
 
     def before_train_epoch(self, runner) -> None:
-        if runner.epoch % self.interval:
-            return
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        if runner.epoch % self.interval and model.primitives.numel():
+            return
         keys, pooled = [], []
         model.eval()
         with torch.no_grad():
