@@ -57,6 +57,10 @@ class PointFeatureDistiller(BaseModel):
                                f"({list(recorders)})")
             if mapping.get("connector") and mapping["connector"] not in self.connectors:
                 raise KeyError(f"loss_mapping[{name!r}].connector = {mapping['connector']!r} is not a connector")
+            expected = "online" if teacher else "precomputed"
+            if mapping.get("target", expected) != expected:
+                raise ValueError(f"loss_mapping[{name!r}].target = {mapping['target']!r}, but this distiller has "
+                                 f"{'a' if teacher else 'no'} teacher: its targets are {expected!r}")
         self.loss_mapping, self.feature = loss_mapping, tuple(feature)
         self._records: Dict[str, torch.Tensor] = {}
         modules = dict(self.student.named_modules())
