@@ -20,6 +20,7 @@ import torch
 from pc_kd.engine import build_runner
 from pc_kd.evaluation import hungarian_miou
 from pc_kd.heads import assign_clusters, kmeans, segment_pool
+from pc_kd.heads.clustering import point_features
 from pc_kd.registry import MODELS
 from pc_kd.visualization import plot_bev_labels
 
@@ -33,17 +34,12 @@ def tool(name, argv):
 
 def evaluate_student(model, loader, num_classes, seed=0):
     """Super-point clustering of a student's features over the whole set, Hungarian-scored."""
-    model.eval()
     feats, segs, gts, points = [], [], [], []
-    with torch.no_grad():
-        for batch in loader:
-            data = model.data_preprocessor(batch, False)
-            for f, s, p in zip(model.point_features_list(data["inputs"]), data["data_samples"],
-                               batch["inputs"]["points"]):
-                feats.append(f)
-                segs.append(s.gt_pts_seg.superpoints)
-                gts.append(s.gt_pts_seg.pts_semantic_mask)
-                points.append(p.numpy())
+    for f, s, p in point_features(model, loader):
+        feats.append(f)
+        segs.append(s.gt_pts_seg.superpoints)
+        gts.append(s.gt_pts_seg.pts_semantic_mask)
+        points.append(p.numpy())
     pooled = torch.cat([segment_pool(f, s)[0] for f, s in zip(feats, segs)])
     centroids, _ = kmeans(pooled, num_classes, seed=seed)
     preds = [assign_clusters(f, centroids, s) for f, s in zip(feats, segs)]

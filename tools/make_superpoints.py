@@ -30,8 +30,8 @@ def scene_jobs(cfg, split: str):
     ds_cfg = cfg[f"{split}_dataloader"]["dataset"].copy()
     ds_cfg["pipeline"] = []
     dataset = DATASETS.build(ds_cfg)
-    return [(Path(dataset.get_data_info(i)["lidar_path"]).stem, dataset.get_data_info(i)["lidar_path"],
-             dataset.get_data_info(i)["num_pts_feats"]) for i in range(len(dataset))]
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    return [(Path(info["lidar_path"]).stem, info["lidar_path"], info["num_pts_feats"]) for info in infos]
 
 
 def make_one(job, out_dir: str, options: dict) -> str:

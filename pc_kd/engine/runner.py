@@ -5,6 +5,7 @@ import os.path as osp
 import inspect
 
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
@@ -35,12 +36,16 @@ def build_runner(cfg: Config, filename: str) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def bare_model(model):
+    """The model inside a distributed / data-parallel wrapper (or the model itself)."""
+    return model.module if is_model_wrapper(model) else model
+
+
 def load_weights_strict(runner: Runner, checkpoint: str) -> None:
     """Load ``checkpoint`` into the runner's model, raising when keys or shapes do not match."""
     ckpt = load_local_checkpoint(checkpoint, map_location="cpu")
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
-    model = runner.model.module if hasattr(runner.model, "module") else runner.model
-    check_state_dict_matches(model, state, checkpoint)
+    check_state_dict_matches(bare_model(runner.model), state, checkpoint)
     runner.load_checkpoint(checkpoint, map_location="cpu", strict=True)
 
 

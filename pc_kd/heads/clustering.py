@@ -1,12 +1,13 @@
 """Clustering of point features for unsupervised segmentation: cosine k-means, pooling over super-points,
 per-super-point voting, and the hook that fits the cluster centres on the evaluated set."""
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from pc_kd.engine.runner import bare_model
 from pc_kd.registry import HOOKS
 
 
@@ -82,6 +83,30 @@ def assign_clusters(point_feats: torch.Tensor, centroids: torch.Tensor, segments
     return torch.where(index >= 0, seg[index.clamp(min=0)], own)
 
 
+def point_features(model, loader) -> Iterator[Tuple[torch.Tensor, object, torch.Tensor]]:
+    """Run ``model`` (with ``point_features_list``) over ``loader`` in eval mode without gradients; yield
+    ``(features [N, C], data sample, input cloud [N, 3 + F])`` per cloud, then restore the training mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                data = model.data_preprocessor(batch, False)
+                yield from zip(model.point_features_list(data["inputs"]), data["data_samples"],
+                               batch["inputs"]["points"])
+    finally:
+        model.train(was_training)
+
+
+def superpoint_features(model, loader) -> Tuple[List[str], List[torch.Tensor]]:
+    """Per scene of ``loader``: its points file and the ``[S, C]`` mean student feature of each super-point."""
+    keys, pooled = [], []
+    for feats, sample, _ in point_features(model, loader):
+        keys.append(sample.metainfo["lidar_path"])
+        pooled.append(segment_pool(feats, sample.gt_pts_seg.superpoints.to(feats.device))[0])
+    return keys, pooled
+
+
 @HOOKS.register_module()
 class ClusterCentroidsHook(Hook):
     """Before each validation / test epoch, run the model over that set (``mode='tensor'`` gives per-point
@@ -95,16 +120,8 @@ class ClusterCentroidsHook(Hook):
         self.num_clusters, self.iters, self.seed = num_clusters, iters, seed
 
     def _fit(self, runner, loader):
-        model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        pooled: List[torch.Tensor] = []
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            for batch in loader:
-                data = model.data_preprocessor(batch, False)
-                for feats, sample in zip(model.point_features_list(data["inputs"]), data["data_samples"]):
-                    pooled.append(segment_pool(feats, sample.gt_pts_seg.superpoints.to(feats.device))[0])
-        model.train(was_training)
+        model = bare_model(runner.model)
+        _, pooled = superpoint_features(model, loader)
         k = self.num_clusters or len(loader.dataset.metainfo["classes"])
         centroids, _ = kmeans(torch.cat(pooled), k, self.iters, self.seed)
         model.set_centroids(centroids)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from pc_kd.heads.clustering import kmeans, segment_pool
+from pc_kd.engine.runner import bare_model
+from pc_kd.heads.clustering import kmeans, segment_pool, superpoint_features
 from pc_kd.registry import HOOKS, MODELS
 
 from .point_distiller import PointFeatureDistiller
@@ -65,18 +66,10 @@ class ReclusterHook(Hook):
         self.interval, self.iters, self.seed = interval, iters, seed
 
     def before_train_epoch(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        model = bare_model(runner.model)
         if runner.epoch % self.interval and model.primitives.numel():
             return
-        keys, pooled = [], []
-        model.eval()
-        with torch.no_grad():
-            for batch in runner.train_dataloader:
-                data = model.data_preprocessor(batch, False)
-                for f, sample in zip(model.point_features_list(data["inputs"]), data["data_samples"]):
-                    keys.append(sample.metainfo["lidar_path"])
-                    pooled.append(segment_pool(f, sample.gt_pts_seg.superpoints.to(f.device))[0])
-        model.train()
+        keys, pooled = superpoint_features(model, runner.train_dataloader)
         primitives, assign = kmeans(torch.cat(pooled), model.num_primitives, self.iters, self.seed + runner.epoch)
         pseudo = dict(zip(keys, torch.split(assign, [len(p) for p in pooled])))
         model.set_pseudo_labels(primitives, pseudo)
