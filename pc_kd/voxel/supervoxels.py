@@ -76,6 +76,17 @@ def _normalize_colors(colors: np.ndarray, where: str) -> np.ndarray:
     return colors
 
 
+def _label_mean(label, values, count):
+    """``[count, C]`` mean of ``values [N, C]`` per ``label [N]`` (0 rows for empty labels)."""
+    n = np.bincount(label, minlength=count).astype(np.float64)[:, None]
+    return np.stack([np.bincount(label, values[:, i], count) for i in range(values.shape[1])], 1) / np.maximum(n, 1)
+
+
+def _central_members(label, count, xyz):
+    """For each of ``count`` groups, the index of its member nearest to the group's centroid."""
+    return _nearest_member(label, count, xyz, _label_mean(label, xyz, count))
+
+
 def _nearest_member(label, count, xyz, cxyz):
     """For each cluster, its voxel nearest to the cluster centre."""
     d = np.linalg.norm(xyz - cxyz[label], axis=1)
@@ -123,18 +134,14 @@ def supervoxels(points, colors=None, normals=None, *, voxel_size: float = 0.05, 
     vox = voxelize(torch.from_numpy(pts), voxel_size)
     p2v = vox.point2voxel.numpy()
     m = len(vox.coords)
-    count = np.bincount(p2v, minlength=m).astype(np.float64)[:, None]
-
-    def voxel_mean(values):
-        return np.stack([np.bincount(p2v, values[:, i], m) for i in range(values.shape[1])], 1) / count
-
-    xyz = voxel_mean(pts)
-    rgb = np.zeros_like(xyz) if colors is None else voxel_mean(_normalize_colors(
-        np.asarray(colors, dtype=np.float64), "supervoxels colors"))
+    count = np.bincount(p2v, minlength=m)
+    xyz = _label_mean(p2v, pts, m)
+    rgb = np.zeros_like(xyz) if colors is None else _label_mean(p2v, _normalize_colors(
+        np.asarray(colors, dtype=np.float64), "supervoxels colors"), m)
     if normals is None:
         nrm, curvature = estimate_normals(xyz, k=16)
     else:
-        nrm = voxel_mean(np.asarray(normals, dtype=np.float64))
+        nrm = _label_mean(p2v, np.asarray(normals, dtype=np.float64), m)
         nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
         curvature = np.zeros(m)
     indptr, indices = voxel_adjacency(vox.coords.numpy().astype(np.int64), xyz, k=8, max_dist=seed_size / 2)
@@ -152,10 +159,7 @@ def supervoxels(points, colors=None, normals=None, *, voxel_size: float = 0.05, 
     sub_count = int(sub_label.max()) + 1 if keep.any() else 0
     seeds = np.zeros(0, np.int64)
     if sub_count:
-        idx = np.flatnonzero(keep)
-        cxyz = np.stack([np.bincount(sub_label, xyz[idx, i], sub_count) for i in range(3)], 1) / np.bincount(
-            sub_label)[:, None]
-        seeds = idx[_nearest_member(sub_label, sub_count, xyz[idx], cxyz)]
+        seeds = np.flatnonzero(keep)[_central_members(sub_label, sub_count, xyz[keep])]
     label = np.full(m, -1, np.int64)
     for it in range(max(1, iterations) if len(seeds) else 0):
         # grow from the seeds (distances to the seed voxel's own features), then move every seed to the voxel
@@ -165,12 +169,10 @@ def supervoxels(points, colors=None, normals=None, *, voxel_size: float = 0.05, 
             break
         reached = label >= 0
         used, label[reached] = np.unique(label[reached], return_inverse=True)
-        centroid = np.stack([np.bincount(label[reached], xyz[reached, i], len(used)) for i in range(3)], 1)
-        centroid /= np.bincount(label[reached], minlength=len(used))[:, None]
-        seeds = np.flatnonzero(reached)[_nearest_member(label[reached], len(used), xyz[reached], centroid)]
+        seeds = np.flatnonzero(reached)[_central_members(label[reached], len(used), xyz[reached])]
     label = _label_unreached(label, indptr, indices, xyz, min_seed_voxels)
     if region_growing is not None:
-        label = _merge_planar_regions(label, indptr, indices, xyz, nrm, curvature, count[:, 0], region_growing)
+        label = _merge_planar_regions(label, indptr, indices, xyz, nrm, curvature, count, region_growing)
     out = np.unique(label, return_inverse=True)[1].reshape(-1)[p2v]
     print_log(f"supervoxels: {len(pts)} points, {m} voxels -> {out.max() + 1} segments", "current", logging.DEBUG)
     return out.astype(np.int64)
