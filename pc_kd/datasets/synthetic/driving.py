@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..class_names import NUSCENES_CLASSES
+from pc_kd.structures.class_names import NUSCENES_CLASSES
+
 from .raycast import raycast
 
 # class -> (l, w, h) in metres, base colour, LiDAR intensity

@@ -1,9 +1,12 @@
 """Synthetic indoor rooms seen by posed RGB-D cameras, written in the ScanNet (mmdet3d-processed) layout.
 
-A room has floor, four walls and a ceiling plus furniture of seven classes built from oriented boxes, with a
-procedural texture per class. Posed cameras inside the room are rendered with a point z-buffer over a dense
-surface sampling: RGB (jpg), depth (uint16 millimetres, png, as ScanNet's ``depth/``) and a 2D label image
-(uint8 class ids, 255 = nothing). Everything is seeded: the same seed gives the same files.
+A room has floor, four walls and a ceiling plus furniture of seven classes built from oriented boxes. Colour
+does not name the class: every furniture instance draws a material (wood, fabric, metal, paint, ...) from one
+pool shared by all classes, floor / walls / ceiling draw from overlapping pools, and a per-room light shades
+the surfaces by their normals (:mod:`.materials`), so only shape tells a table from a bed. Posed cameras inside
+the room are rendered with a point z-buffer over a dense surface sampling: RGB (jpg), depth (uint16
+millimetres, png, as ScanNet's ``depth/``) and a 2D label image (uint8 class ids, 255 = nothing). Everything
+is seeded: the same seed gives the same files.
 """
 from dataclasses import dataclass
 from typing import List, Tuple
@@ -13,11 +16,11 @@ import torch
 
 from pc_kd.projection import project_points, splat_zbuffer
 
-from .primitives import Part, face_areas, sample_parts, texture
+from .materials import (CEILING_MATERIALS, FLOOR_MATERIALS, FURNITURE_MATERIALS, WALL_MATERIALS, Material,
+                        draw_material, surface_colors)
+from .primitives import Part, face_areas, part_field, sample_parts
 
 INDOOR_CLASSES = ("floor", "wall", "ceiling", "table", "chair", "bed", "sofa", "cabinet", "bookshelf", "lamp")
-INDOOR_PALETTE = np.array([[150, 120, 90], [200, 200, 185], [235, 235, 235], [140, 90, 50], [60, 110, 170],
-                           [180, 60, 70], [90, 150, 80], [200, 160, 60], [110, 70, 120], [240, 220, 120]])
 
 # Furniture templates: parts as (center, size) in the object frame (metres, z up, floor at z = 0).
 _TEMPLATES = {
@@ -36,29 +39,45 @@ _TEMPLATES = {
 
 @dataclass
 class IndoorScene:
-    """One room. ``points [N, 6]`` float32 (x y z in metres, world frame z up; r g b 0..255),
-    ``semantic [N]`` / ``instance [N]`` int64, ``parts`` (the boxes), ``boxes [M, 7]`` (x y z l w h yaw per
-    furniture instance, geometric centre), ``box_labels [M]``, ``room_size (Lx, Ly, H)``."""
+    """One room. ``points [N, 6]`` float32 (x y z in metres, world frame z up; r g b 0..255 as recorded under
+    the room's light), ``normals [N, 3]``, ``semantic [N]`` / ``instance [N]`` int64, ``parts`` (the boxes),
+    ``materials`` (``parts[i].material`` indexes it), ``boxes [M, 7]`` (x y z l w h yaw per furniture
+    instance, geometric centre), ``box_labels [M]``, ``room_size (Lx, Ly, H)``, ``light [3]`` (unit
+    direction), ``ambient`` and ``exposure`` of the room's lighting."""
 
     points: np.ndarray
+    normals: np.ndarray
     semantic: np.ndarray
     instance: np.ndarray
     parts: List[Part]
+    materials: List[Material]
     boxes: np.ndarray
     box_labels: np.ndarray
     room_size: Tuple[float, float, float]
-    palette_tint: np.ndarray
+    light: np.ndarray
+    ambient: float
+    exposure: float
+
+    def sample_surface(self, n: int, rng: np.random.Generator):
+        """``n`` points on the room's surfaces: ``xyz [n, 3]``, ``normals [n, 3]``, ``rgb [n, 3]`` uint8 (as
+        recorded), ``semantic [n]``, ``instance [n]``."""
+        xyz, normals, part = sample_parts(self.parts, n, rng)
+        rgb = surface_colors(xyz, normals, part, [p.material for p in self.parts], self.materials, self.light,
+                             self.ambient, self.exposure)
+        return xyz, normals, rgb, part_field(self.parts, part, "label"), part_field(self.parts, part, "instance")
 
 
 def _room_shell(lx, ly, hz, t=0.05):
+    """Floor (material 0), ceiling (1) and four walls (2) as slabs; only the face towards the inside carries
+    samples."""
     cls = {name: i for i, name in enumerate(INDOOR_CLASSES)}
-    return [  # slabs around the room; only the face towards the inside carries samples
-        Part(np.array([lx / 2, ly / 2, -t / 2]), np.array([lx, ly, t]), 0.0, cls["floor"], 0, (4,)),
-        Part(np.array([lx / 2, ly / 2, hz + t / 2]), np.array([lx, ly, t]), 0.0, cls["ceiling"], 0, (5,)),
-        Part(np.array([-t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0, (0,)),
-        Part(np.array([lx + t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0, (1,)),
-        Part(np.array([lx / 2, -t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0, (2,)),
-        Part(np.array([lx / 2, ly + t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0, (3,)),
+    return [
+        Part(np.array([lx / 2, ly / 2, -t / 2]), np.array([lx, ly, t]), 0.0, cls["floor"], 0, (4,), 0),
+        Part(np.array([lx / 2, ly / 2, hz + t / 2]), np.array([lx, ly, t]), 0.0, cls["ceiling"], 0, (5,), 1),
+        Part(np.array([-t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0, (0,), 2),
+        Part(np.array([lx + t / 2, ly / 2, hz / 2]), np.array([t, ly, hz]), 0.0, cls["wall"], 0, (1,), 2),
+        Part(np.array([lx / 2, -t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0, (2,), 2),
+        Part(np.array([lx / 2, ly + t / 2, hz / 2]), np.array([lx, t, hz]), 0.0, cls["wall"], 0, (3,), 2),
     ]
 
 
@@ -75,6 +94,7 @@ def make_indoor_scene(seed: int, num_points: int = 20000, min_objects: int = 7, 
     rng = np.random.default_rng(seed)
     lx, ly, hz = rng.uniform(4.5, 7.5), rng.uniform(4.5, 7.5), rng.uniform(2.6, 3.1)
     parts = _room_shell(lx, ly, hz)
+    materials = [draw_material(pool, rng) for pool in (FLOOR_MATERIALS, CEILING_MATERIALS, WALL_MATERIALS)]
     furniture = list(INDOOR_CLASSES[3:])
     n_obj = int(rng.integers(min_objects, max_objects + 1))
     names = furniture + list(rng.choice(furniture, size=max(0, n_obj - len(furniture))))
@@ -93,21 +113,25 @@ def make_indoor_scene(seed: int, num_points: int = 20000, min_objects: int = 7, 
         yaw = rng.uniform(-np.pi, np.pi)
         placed.append((x, y, radius))
         label, inst = INDOOR_CLASSES.index(name), len(boxes) + 1
+        materials.append(draw_material(FURNITURE_MATERIALS, rng))
         rot = Part(np.zeros(3), np.ones(3), yaw, 0, 0).rotation()
         for c, s in template:
             center = rot @ (np.array(c, dtype=np.float64) * scale) + np.array([x, y, 0.0])
-            parts.append(Part(center, np.array(s, dtype=np.float64) * scale, yaw, label, inst))
+            parts.append(Part(center, np.array(s, dtype=np.float64) * scale, yaw, label, inst,
+                              material=len(materials) - 1))
         box_center = rot @ local_c + np.array([x, y, 0.0])
         boxes.append([*box_center, *size, yaw])
         box_labels.append(label)
-    xyz, semantic, instance = sample_parts(parts, num_points, rng)
+    azimuth, elevation = rng.uniform(-np.pi, np.pi), rng.uniform(0.35, 1.2)
+    light = np.array([np.cos(azimuth) * np.cos(elevation), np.sin(azimuth) * np.cos(elevation), np.sin(elevation)])
+    scene = IndoorScene(np.zeros((0, 6), np.float32), np.zeros((0, 3)), np.zeros(0, np.int64),
+                        np.zeros(0, np.int64), parts, materials, np.array(boxes, dtype=np.float64).reshape(-1, 7),
+                        np.array(box_labels, dtype=np.int64), (lx, ly, hz), light, rng.uniform(0.35, 0.55),
+                        rng.uniform(0.8, 1.15))
+    xyz, scene.normals, rgb, scene.semantic, scene.instance = scene.sample_surface(num_points, rng)
     xyz += rng.normal(0, 0.003, size=xyz.shape)
-    tint = rng.normal(0, 12, size=(len(boxes) + 1, 3))
-    tint[0] = 0
-    rgb = texture(xyz, semantic, INDOOR_PALETTE, tint[instance])
-    points = np.concatenate([xyz, rgb.astype(np.float64)], 1).astype(np.float32)
-    return IndoorScene(points, semantic, instance, parts, np.array(boxes, dtype=np.float64).reshape(-1, 7),
-                       np.array(box_labels, dtype=np.int64), (lx, ly, hz), tint)
+    scene.points = np.concatenate([xyz, rgb.astype(np.float64)], 1).astype(np.float32)
+    return scene
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -144,8 +168,7 @@ def render_views(scene: IndoorScene, cam2world: np.ndarray, intrinsic: np.ndarra
     """
     rng = np.random.default_rng(seed + 7919)
     area = sum(float(face_areas(p).sum()) for p in scene.parts)
-    xyz, sem, inst = sample_parts(scene.parts, int(area * density), rng)
-    rgb = texture(xyz, sem, INDOOR_PALETTE, scene.palette_tint[inst])
+    xyz, _, rgb, sem, _ = scene.sample_surface(int(area * density), rng)
     spacing = 1.0 / np.sqrt(density)
     h, w = image_hw
     K = np.eye(4)

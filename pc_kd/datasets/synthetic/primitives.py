@@ -1,4 +1,4 @@
-"""Oriented-box primitives: surface sampling and per-class procedural textures for synthetic scenes."""
+"""Oriented-box primitives and their surface sampling for synthetic scenes."""
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -10,8 +10,9 @@ ALL_FACES = (0, 1, 2, 3, 4, 5)  # face f lies on axis f // 2 at the + side (f ev
 @dataclass
 class Part:
     """One oriented box of a scene: ``center [3]``, ``size [3]`` (l, w, h), ``yaw`` (rad, about +z),
-    semantic ``label``, ``instance`` id (0 = background stuff such as walls) and the ``faces`` that carry
-    surface samples (a room's floor, walls and ceiling show only their inner face)."""
+    semantic ``label``, ``instance`` id (0 = background stuff such as walls), the ``faces`` that carry
+    surface samples (a room's floor, walls and ceiling show only their inner face) and the index of its
+    ``material`` in the scene's material list."""
 
     center: np.ndarray
     size: np.ndarray
@@ -19,6 +20,7 @@ class Part:
     label: int
     instance: int
     faces: Tuple[int, ...] = ALL_FACES
+    material: int = 0
 
     def rotation(self) -> np.ndarray:
         c, s = np.cos(self.yaw), np.sin(self.yaw)
@@ -37,7 +39,8 @@ def face_areas(part: Part) -> np.ndarray:
 def sample_parts(parts, n: int, rng: np.random.Generator):
     """Sample ``n`` points uniformly by area over the surfaces of ``parts``.
 
-    Returns ``xyz [n, 3]`` float64, ``label [n]``, ``instance [n]`` int64.
+    Returns ``xyz [n, 3]`` float64, ``normals [n, 3]`` (unit, pointing out of the sampled face) and
+    ``part [n]`` int64 (index into ``parts``).
     """
     areas = np.array([face_areas(p) for p in parts])  # [P, 6]
     flat = areas.ravel() / areas.sum()
@@ -51,24 +54,12 @@ def sample_parts(parts, n: int, rng: np.random.Generator):
     centers = np.stack([p.center for p in parts])[part_idx]
     rots = np.stack([p.rotation() for p in parts])[part_idx]
     xyz = np.einsum("nij,nj->ni", rots, uv * sizes) + centers
-    labels = np.array([p.label for p in parts])[part_idx]
-    instances = np.array([p.instance for p in parts])[part_idx]
-    return xyz, labels.astype(np.int64), instances.astype(np.int64)
+    local_normal = np.zeros((n, 3))
+    local_normal[np.arange(n), axis] = 2 * sign
+    normals = np.einsum("nij,nj->ni", rots, local_normal)
+    return xyz, normals, part_idx.astype(np.int64)
 
 
-def texture(xyz: np.ndarray, labels: np.ndarray, palette: np.ndarray, instance_tint: np.ndarray = None):
-    """Procedural colour ``[n, 3]`` uint8: class base colour x a position pattern (+ per-instance tint).
-
-    The pattern depends on the class (checker floor tiles, wall stripes, wood-like grain), so images and
-    point colours agree wherever the same surface point is seen.
-    """
-    base = palette[labels].astype(np.float64)
-    x, y, z = xyz.T
-    checker = ((np.floor(x / 0.5) + np.floor(y / 0.5)) % 2) * 0.25 + 0.75
-    stripes = 0.85 + 0.15 * np.sin(2 * np.pi * (x + y) / 0.4)
-    grain = 0.9 + 0.1 * np.sin(2 * np.pi * (3 * x + 5 * z) / 0.3) * np.cos(2 * np.pi * y / 0.7)
-    pattern = np.where(labels == 0, checker, np.where(labels == 1, stripes, grain))
-    color = base * pattern[:, None]
-    if instance_tint is not None:
-        color = color + instance_tint
-    return np.clip(color, 0, 255).astype(np.uint8)
+def part_field(parts, part_idx: np.ndarray, name: str) -> np.ndarray:
+    """``[n]`` int64: the field ``name`` (``label``, ``instance``, ``material``) of each sample's part."""
+    return np.array([getattr(p, name) for p in parts], dtype=np.int64)[part_idx]

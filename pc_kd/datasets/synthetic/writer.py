@@ -7,12 +7,11 @@ import numpy as np
 from mmengine.logging import print_log
 from tqdm import tqdm
 
+from pc_kd.structures.class_names import NUSCENES_CLASSES
 from pc_kd.utils.io import atomic_write, dump_pickle_atomic
 
 from ..converters.common import save_array, save_image, save_matrix, write_point_scene
-from ..class_names import NUSCENES_CLASSES
-from .driving import (CAMERA_YAWS, cam2ego_matrix, lidar2ego_matrix, make_driving_scene, render_camera,
-                      simulate_lidar)
+from .driving import CAMERA_YAWS, cam2ego_matrix, lidar2ego_matrix, make_driving_scene, render_camera, simulate_lidar
 from .indoor import INDOOR_CLASSES, make_indoor_scene, render_views, sample_camera_poses
 
 
@@ -53,7 +52,7 @@ def write_indoor_dataset(root, split: str = "train", num_scenes: int = 4, seed: 
     points file exists is kept, so an interrupted run resumes. Returns the info file path.
     """
     root = Path(root)
-    params = dict(seed=seed, num_views=num_views, image_hw=list(image_hw), num_points=num_points, version=2)
+    params = dict(seed=seed, num_views=num_views, image_hw=list(image_hw), num_points=num_points, version=3)
     _check_params(root, params, "synthetic_indoor")
     info_path = root / f"synthetic_indoor_infos_{split}.pkl"
     base = seed * 1000 + (0 if split == "train" else 500)
