@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from pc_kd.ops.backproject import triton_available
-from pc_kd.projection import backproject_features, zbuffer_visibility
+from pc_kd.projection import backproject_features, project_points, zbuffer_visibility
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton)")
 
@@ -182,12 +182,45 @@ def test_bad_input_is_named(kwargs, match):
                              **args)
 
 
-def test_depth_stride_accepts_reduced_depth_maps():
-    points, feats, lidar2img, image_hw = _scene(n=30, seed=9)
-    full = torch.full((3, 21, 36), 1e3, dtype=torch.float64)
-    half = torch.full((3, 10, 18), 1e3, dtype=torch.float64)
-    _, count = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=half,
-                                    depth_stride=2)
-    assert (count == 0).all()  # depth 1 km: every point is occluded... by nothing in front: |d - z| > tol
-    _, count_full = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=full)
+def test_depth_stride_reads_the_reduced_depth_map_at_the_point_pixel_over_stride():
+    """Depth maps at stride 2 hold random depths, with the true depth of every other point written into its
+    reduced cell; visibility must follow a per-point lookup of cell (v // 2, u // 2)."""
+    points, feats, lidar2img, image_hw = _scene(n=60, seed=9)
+    (H, W), tol = image_hw, 0.1
+    g = torch.Generator().manual_seed(1)
+    half = 1 + 9 * torch.rand(3, H // 2, W // 2, generator=g, dtype=torch.float64)
+    proj = project_points(points, lidar2img, image_hw)
+
+    def cell(v, n):
+        u, q = proj.uv[v, n].tolist()
+        return v, min(int(q // 2), H // 2 - 1), min(int(u // 2), W // 2 - 1)
+
+    for v in range(3):
+        for n in range(0, len(points), 2):
+            if proj.valid[v, n]:
+                half[cell(v, n)] = proj.depth[v, n]
+    visible = torch.zeros(3, len(points), dtype=torch.bool)
+    for v in range(3):
+        for n in range(len(points)):
+            if proj.valid[v, n]:
+                d = half[cell(v, n)]
+                visible[v, n] = bool(abs(d - proj.depth[v, n]) <= tol * d)
+    assert 0 < visible.sum() < proj.valid.sum()  # some points pass, some fail
+    out, count = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=half,
+                                      depth_stride=2, depth_tol=tol)
+    ref, ref_count = _naive(points, feats, lidar2img, image_hw, "bilinear", "mean", visible=visible)
+    assert count.tolist() == ref_count.tolist()
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    # the same depths at full size (each cell 2 x 2 pixels, the odd last row / column repeated) agree
+    full = half.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    full = torch.cat([full, full[:, -1:]], 1) if full.shape[1] < H else full
+    full = torch.cat([full, full[:, :, -1:]], 2) if full.shape[2] < W else full
+    _, count_full = backproject_features(points, feats, lidar2img, image_hw, visibility="depth", depth_maps=full,
+                                         depth_tol=tol)
     assert count.tolist() == count_full.tolist()
+    # ... while the reduced map read as if it were full size sees other points
+    shifted = full.clone()
+    shifted[:, :H // 2, :W // 2] = half
+    _, count_wrong = backproject_features(points, feats, lidar2img, image_hw, visibility="depth",
+                                          depth_maps=shifted, depth_tol=tol)
+    assert count_wrong.tolist() != count.tolist()

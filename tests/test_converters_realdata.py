@@ -8,8 +8,8 @@ import pytest
 from pyquaternion import Quaternion
 
 from pc_kd.datasets import NuScenesDataset, S3DISDataset, ScanNetDataset
-from pc_kd.datasets.class_names import S3DIS_CLASSES
 from pc_kd.datasets.converters import create_nuscenes_infos, create_s3dis_infos, create_scannet_infos
+from pc_kd.structures.class_names import S3DIS_CLASSES
 from pc_kd.utils.io import read_bin, read_matrix_txt
 
 pytestmark = pytest.mark.realdata

@@ -34,3 +34,17 @@ def test_seg_metric_over_samples_skips_absent_classes():
     assert out["iou_a"] == pytest.approx(2 / 3) and out["iou_b"] == pytest.approx(0.5)
     assert np.isnan(out["iou_c"]) and out["miou"] == pytest.approx((2 / 3 + 0.5) / 2)
     assert out["oacc"] == pytest.approx(3 / 4)
+
+
+def test_out_of_range_predictions_raise_instead_of_being_clipped():
+    metric = SegMetric()
+    metric.dataset_meta = dict(classes=("a", "b", "c"))
+    for bad in (3, -1):
+        sample = dict(pred_pts_seg=dict(pts_semantic_mask=torch.tensor([0, bad])),
+                      gt_pts_seg=dict(pts_semantic_mask=torch.tensor([0, 1])))
+        with pytest.raises(ValueError, match=r"1 predictions outside 0..2"):
+            metric.process({}, [sample])
+    # a prediction on an ignored point is not scored, whatever it is
+    assert confusion_matrix(np.array([0, 7]), np.array([0, 255]), 3).sum() == 1
+    with pytest.raises(ValueError, match="2 predictions for 3 labels"):
+        confusion_matrix(np.array([0, 1]), np.array([0, 1, 2]), 3)

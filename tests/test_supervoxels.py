@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pc_kd.datasets.class_names import SCANNET20_NYU40_IDS, label_mapping
 from pc_kd.datasets.synthetic import make_indoor_scene
+from pc_kd.structures.class_names import SCANNET20_NYU40_IDS, label_mapping
 from pc_kd.utils.io import read_bin
 from pc_kd.voxel import load_segment_file, scannet_mesh_segments, supervoxels, voxelize
 

@@ -12,13 +12,10 @@ points seen by at least one frame.
 """
 import argparse
 import os
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from mmengine.config import Config
-from tqdm import tqdm
+from mmengine.config import Config, DictAction
 
 
 def build_teacher(cfg):
@@ -51,8 +48,7 @@ def parse_shard(text):
 
 
 def main(argv=None):
-    from pc_kd.projection import MissingFrameError, fuse_scene
-    from pc_kd.utils.io import atomic_write, read_bin
+    from pc_kd.projection import fuse_dataset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
@@ -62,48 +58,26 @@ def main(argv=None):
     parser.add_argument("--device", default=None)
     parser.add_argument("--on-missing", default="fail", choices=["fail", "skip"],
                         help="a scene without readable frames or poses: stop (fail) or log and go on (skip)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config entries, e.g. val_dataloader.dataset.num_scenes=4")
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     if "fusion" not in cfg:
         raise KeyError(f"config {args.config} has no 'fusion' dict (teacher, frame_step, ...)")
     options = {k: v for k, v in cfg.fusion.items() if k not in ("teacher", "out_dir")}
     out = Path(args.out or cfg.fusion.get("out_dir", "fused"))
-    out.mkdir(parents=True, exist_ok=True)
     teacher = build_teacher(cfg).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dataset = build_dataset(cfg, args.split)
     shard, shards = parse_shard(args.shard)
     infos = [dataset.get_data_info(i) for i in range(shard, len(dataset), shards)]
-    written, skipped, missing, seen, total = 0, 0, [], 0, 0
-    start = time.perf_counter()
-    for info in tqdm(infos, desc=f"fusing shard {shard}/{shards}", unit="scene"):
-        scene = Path(info["lidar_path"]).stem
-        target = out / f"{scene}.npz"
-        if target.exists():
-            count = np.load(target)["count"]
-            skipped += 1
-        else:
-            points = read_bin(info["lidar_path"], np.float32, info["num_pts_feats"], what="points file")
-            try:
-                feats, count = fuse_scene(teacher, torch.from_numpy(points[:, :3].astype(np.float64)),
-                                          info.get("images", []), scene, device=args.device, **options)
-            except MissingFrameError as err:
-                if args.on_missing == "fail":
-                    raise
-                print(f"skipping: {err}")
-                missing.append(scene)
-                continue
-            count = count.numpy()
-            with atomic_write(target) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, feats=feats.numpy(), count=count)
-            written += 1
-        seen += int((count > 0).sum())
-        total += len(count)
-    seconds = time.perf_counter() - start
-    print(f"fused {written} scenes, {skipped} already there, {len(missing)} skipped for missing frames "
-          f"{missing if missing else ''}in {seconds:.1f} s ({written / max(seconds, 1e-9):.2f} scenes/s); "
-          f"coverage: {seen / max(total, 1) * 100:.1f} % of {total} points seen by >= 1 frame")
-    return dict(written=written, skipped=skipped, missing=missing, coverage=seen / max(total, 1))
+    result = fuse_dataset(teacher, infos, out, on_missing=args.on_missing, device=args.device,
+                          desc=f"fusing shard {shard}/{shards}", **options)
+    written, missing = result["written"], result["missing"]
+    print(f"fused {written} scenes, {result['skipped']} already there, {len(missing)} skipped for missing frames "
+          f"{missing if missing else ''}in {result['seconds']:.1f} s ({written / max(result['seconds'], 1e-9):.2f} "
+          f"scenes/s); coverage: {result['coverage'] * 100:.1f} % of the points seen by >= 1 frame")
+    return result
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 def scene_arrays(cfg, split, index):
@@ -60,8 +60,11 @@ def main(argv=None):
     parser.add_argument("--view", default="iso", choices=["iso", "top"])
     parser.add_argument("--max-height", type=float, default=None, help="hide points above (e.g. a ceiling)")
     parser.add_argument("--show", action="store_true", help="open a window too (needs a display)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config entries, e.g. val_dataloader.dataset.num_scenes=4")
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     dataset, results, info = scene_arrays(cfg, args.split, args.index)
     scene = Path(info["lidar_path"]).stem
     sample = results["data_samples"]
@@ -83,7 +86,7 @@ def main(argv=None):
         if args.color == "student":
             colors = pca_colors(feats.numpy())
         else:
-            seg = s.gt_pts_seg.superpoints
+            seg = s.superpoints
             centroids, _ = kmeans(segment_pool(feats, seg)[0], len(classes))
             colors = label_colors(assign_clusters(feats, centroids, seg).numpy(), len(classes))
     out = args.out or os.path.join("work_dirs", "vis", f"{scene}_{args.color}.png")

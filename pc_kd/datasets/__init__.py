@@ -1,6 +1,7 @@
 """Datasets (ScanNet v2, S3DIS, nuScenes, synthetic scenes), transforms and info-file converters."""
+from pc_kd.structures.class_names import IGNORE_INDEX, NUSCENES_CLASSES, S3DIS_CLASSES, SCANNET20_CLASSES
+
 from . import transforms  # noqa: F401  (registers the transforms)
-from .class_names import IGNORE_INDEX, NUSCENES_CLASSES, S3DIS_CLASSES, SCANNET20_CLASSES
 from .indoor import S3DISDataset, ScanNetDataset
 from .nuscenes import NuScenesDataset
 from .synthetic import SyntheticDrivingDataset, SyntheticIndoorDataset

@@ -6,9 +6,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from pc_kd.registry import TRANSFORMS
+from pc_kd.structures.class_names import IGNORE_INDEX, label_mapping
 from pc_kd.utils.io import load_pickle
-
-from .class_names import IGNORE_INDEX, label_mapping
 
 
 class InfoFileDataset(BaseDataset):

@@ -2,10 +2,10 @@
 from pathlib import Path
 
 from pc_kd.registry import DATASETS
+from pc_kd.structures.class_names import S3DIS_CLASSES, SCANNET20_CLASSES, SCANNET20_NYU40_IDS
 from pc_kd.utils.io import read_matrix_txt
 
 from .base import InfoFileDataset
-from .class_names import S3DIS_CLASSES, SCANNET20_CLASSES, SCANNET20_NYU40_IDS
 
 
 @DATASETS.register_module()

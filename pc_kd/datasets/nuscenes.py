@@ -1,10 +1,10 @@
 """nuScenes key frames over an mmdet3d v1.x info file (ours from tools/create_infos.py, or mmdet3d's)."""
 from pc_kd.registry import DATASETS
 from pc_kd.structures import CameraRig
+from pc_kd.structures.class_names import NUSCENES_CLASSES
 from pc_kd.utils.checks import check_transform
 
 from .base import InfoFileDataset
-from .class_names import NUSCENES_CLASSES
 
 NUSCENES_IMAGE_HW = (900, 1600)
 

@@ -9,6 +9,8 @@ from scipy.optimize import linear_sum_assignment
 
 from pc_kd.registry import METRICS
 
+from .seg_metric import confusion_matrix, scores_from_confusion
+
 
 def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1) -> dict:
     """Match predicted cluster ids to classes one-to-one so that the matched points are most, then score.
@@ -28,28 +30,17 @@ def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1) -> dict:
     gt = np.asarray(gt.cpu() if torch.is_tensor(gt) else gt).astype(np.int64).reshape(-1)
     if pred.shape != gt.shape:
         raise ValueError(f"hungarian_miou: {pred.shape[0]} predictions for {gt.shape[0]} labels")
-    keep = gt != ignore_index
-    pred, gt = pred[keep], gt[keep]
-    if (pred < 0).any():
+    if (pred[gt != ignore_index] < 0).any():
         raise ValueError("hungarian_miou: cluster ids must be >= 0")
-    if ((gt < 0) | (gt >= num_classes)).any():
-        raise ValueError(f"hungarian_miou: labels outside 0..{num_classes - 1} (and not {ignore_index})")
     k = int(max(pred.max() + 1 if len(pred) else 0, num_classes))
-    conf = np.bincount(pred * num_classes + gt, minlength=k * num_classes).reshape(k, num_classes)
-    rows, cols = linear_sum_assignment(conf, maximize=True)
+    conf = confusion_matrix(pred, gt, num_classes, ignore_index, num_pred=k)  # [C, K]: class x cluster
+    rows, cols = linear_sum_assignment(conf.T, maximize=True)
     mapping = np.full(k, -1, np.int64)
     mapping[rows] = cols
-    matched = mapping[pred]
-    tp = np.bincount(gt[matched == gt], minlength=num_classes).astype(np.float64)
-    gt_count = np.bincount(gt, minlength=num_classes)
-    pred_count = np.bincount(matched[matched >= 0], minlength=num_classes)
-    union = gt_count + pred_count - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
-        acc = np.where(gt_count > 0, tp / gt_count, np.nan)
-    return dict(miou=float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0,
-                oacc=float(tp.sum() / max(len(gt), 1)),
-                macc=float(np.nanmean(acc)) if np.isfinite(acc).any() else 0.0, iou=iou, mapping=mapping)
+    # columns 0..C-1: the matched clusters as their classes; column C: every unmatched cluster (always wrong)
+    matched = np.zeros((num_classes, num_classes + 1), np.int64)
+    np.add.at(matched.T, np.where(mapping >= 0, mapping, num_classes), conf.T)
+    return dict(**scores_from_confusion(matched), mapping=mapping)
 
 
 @METRICS.register_module()

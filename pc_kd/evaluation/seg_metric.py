@@ -6,23 +6,37 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from pc_kd.datasets.class_names import IGNORE_INDEX
 from pc_kd.registry import METRICS
+from pc_kd.structures.class_names import IGNORE_INDEX
 
 
-def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX):
-    """``[K, K]`` int64 counts, rows = ground truth, columns = prediction; ``ignore_index`` gt is skipped."""
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX,
+                     num_pred: int = None):
+    """``[K, P]`` int64 counts, rows = ground truth (``K = num_classes``), columns = prediction (``P = num_pred``,
+    default K); points whose gt is ``ignore_index`` are skipped. Labels or predictions out of range raise."""
+    pred, gt = np.asarray(pred).reshape(-1), np.asarray(gt).reshape(-1)
+    if pred.shape != gt.shape:
+        raise ValueError(f"confusion_matrix: {pred.shape[0]} predictions for {gt.shape[0]} labels")
+    num_pred = num_classes if num_pred is None else num_pred
     keep = gt != ignore_index
-    if ((gt[keep] < 0) | (gt[keep] >= num_classes)).any():
+    gt, pred = gt[keep].astype(np.int64), pred[keep].astype(np.int64)
+    if ((gt < 0) | (gt >= num_classes)).any():
         raise ValueError(f"ground-truth labels outside 0..{num_classes - 1} (and not {ignore_index})")
-    idx = gt[keep].astype(np.int64) * num_classes + np.clip(pred[keep], 0, num_classes - 1).astype(np.int64)
-    return np.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    bad = (pred < 0) | (pred >= num_pred)
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} predictions outside 0..{num_pred - 1} (e.g. {pred[bad][:5].tolist()}); "
+                         f"a segmentor must predict one of the {num_pred} classes for every labelled point")
+    return np.bincount(gt * num_pred + pred, minlength=num_classes * num_pred).reshape(num_classes, num_pred)
 
 
 def scores_from_confusion(conf: np.ndarray) -> dict:
-    """IoU per class (NaN for classes absent from gt and prediction), mIoU over present classes, oAcc, mAcc."""
-    tp = np.diag(conf).astype(np.float64)
-    gt_count, pred_count = conf.sum(1), conf.sum(0)
+    """Scores of a ``[K, P]`` confusion matrix (rows = ground truth; columns ``0..K-1`` = predicted classes,
+    any further columns = predictions of no class, which count as wrong and as nobody's false positive).
+
+    IoU per class (NaN for classes absent from gt and prediction), mIoU over present classes, oAcc, mAcc."""
+    k = conf.shape[0]
+    tp = np.diag(conf[:, :k]).astype(np.float64)
+    gt_count, pred_count = conf.sum(1), conf[:, :k].sum(0)
     union = gt_count + pred_count - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, tp / union, np.nan)
@@ -52,8 +66,6 @@ class SegMetric(BaseMetric):
             pred = sample["pred_pts_seg"]["pts_semantic_mask"]
             gt = sample["gt_pts_seg"]["pts_semantic_mask"]
             pred, gt = (torch.as_tensor(x).cpu().numpy() for x in (pred, gt))
-            if pred.shape != gt.shape:
-                raise ValueError(f"SegMetric: {pred.shape} predictions for {gt.shape} labels")
             self.results.append(confusion_matrix(pred, gt, num_classes, self.ignore_index))
 
     def compute_metrics(self, results: list) -> dict:

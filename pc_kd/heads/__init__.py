@@ -1,6 +1,6 @@
 """Heads: semantic segmentation, projection connectors, clustering for unsupervised segmentation."""
-from .clustering import ClusterCentroidsHook, assign_clusters, kmeans, segment_pool, vote
+from .clustering import assign_clusters, kmeans, segment_fill, segment_pool, vote
 from .projection import PointProjection
 from .seg_head import SegHead
 
-__all__ = ["ClusterCentroidsHook", "assign_clusters", "kmeans", "segment_pool", "vote", "PointProjection", "SegHead"]
+__all__ = ["assign_clusters", "kmeans", "segment_fill", "segment_pool", "vote", "PointProjection", "SegHead"]

@@ -1,20 +1,17 @@
 """Clustering of point features for unsupervised segmentation: cosine k-means, pooling over super-points,
-per-super-point voting, and the hook that fits the cluster centres on the evaluated set."""
-from typing import Iterator, List, Tuple
+per-super-point voting and assignment to cluster centres (the Runner hooks that use them: pc_kd.engine)."""
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
-
-from pc_kd.engine.runner import bare_model
-from pc_kd.registry import HOOKS
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int = 80, seed: int = 0, cosine: bool = True
+def kmeans(x: torch.Tensor, k: int, iters: int = 80, seed: int = 0, cosine: bool = True, restarts: int = 1
            ) -> Tuple[torch.Tensor, torch.Tensor]:
     """k-means (k-means++ seeding) of ``x [M, C]``; with ``cosine`` on L2-normalised rows (spherical).
 
+    With ``restarts > 1`` it runs that many seedings and keeps the best objective (the highest total cosine
+    similarity to the assigned centre, or the lowest sum of squared distances), as scikit-learn's ``n_init``.
     Returns ``centroids [k, C]`` and ``assign [M]``. Deterministic for a given ``seed``.
     """
     if x.ndim != 2 or x.shape[0] == 0:
@@ -24,6 +21,16 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 80, seed: int = 0, cosine: bool
                          f"use smaller super-points")
     x = F.normalize(x.float(), dim=1) if cosine else x.float()
     g = torch.Generator(device="cpu").manual_seed(seed)
+    best = None
+    for _ in range(restarts):
+        centroids, assign = _kmeans_once(x, k, iters, cosine, g)
+        fit = (x * centroids[assign]).sum() if cosine else -((x - centroids[assign]) ** 2).sum()
+        if best is None or fit > best[0]:
+            best = (fit, centroids, assign)
+    return best[1], best[2]
+
+
+def _kmeans_once(x: torch.Tensor, k: int, iters: int, cosine: bool, g: torch.Generator):
     centroids = x[torch.randint(len(x), (1,), generator=g)]
     for _ in range(1, k):  # k-means++
         d = torch.cdist(x, centroids).min(1).values ** 2
@@ -56,6 +63,21 @@ def segment_pool(feats: torch.Tensor, segments: torch.Tensor):
     return pooled, index
 
 
+def segment_fill(values: torch.Tensor, mask: torch.Tensor, segments: torch.Tensor):
+    """Give every point the mean of ``values [N, C]`` over the ``mask``-ed points of its segment.
+
+    Returns ``filled [N, C]`` (zeros where nothing is masked) and ``filled_mask [N]``: True where the point's
+    segment has at least one masked point. A point with segment -1 is a segment of its own. (PointDC distils such super-voxel means of the
+    2D features, which also reach the unseen points of a partly seen super-voxel.)
+    """
+    seg = torch.where(segments >= 0, segments, -1 - torch.arange(len(segments), device=segments.device))
+    _, inverse = torch.unique(seg, return_inverse=True)
+    k = int(inverse.max()) + 1 if len(inverse) else 0
+    sums = values.new_zeros(k, values.shape[1]).index_add_(0, inverse[mask], values[mask])
+    counts = torch.bincount(inverse[mask], minlength=k)
+    return (sums / counts.clamp(min=1)[:, None].to(values.dtype))[inverse], counts[inverse] > 0
+
+
 def vote(labels: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     """Every point takes the most frequent label of its segment (points with segment -1 keep theirs)."""
     keep = segments >= 0
@@ -81,54 +103,3 @@ def assign_clusters(point_feats: torch.Tensor, centroids: torch.Tensor, segments
     pooled, index = segment_pool(f, segments)
     seg = (F.normalize(pooled, dim=1) @ centroids.T).argmax(1)
     return torch.where(index >= 0, seg[index.clamp(min=0)], own)
-
-
-def point_features(model, loader) -> Iterator[Tuple[torch.Tensor, object, torch.Tensor]]:
-    """Run ``model`` (with ``point_features_list``) over ``loader`` in eval mode without gradients; yield
-    ``(features [N, C], data sample, input cloud [N, 3 + F])`` per cloud, then restore the training mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                data = model.data_preprocessor(batch, False)
-                yield from zip(model.point_features_list(data["inputs"]), data["data_samples"],
-                               batch["inputs"]["points"])
-    finally:
-        model.train(was_training)
-
-
-def superpoint_features(model, loader) -> Tuple[List[str], List[torch.Tensor]]:
-    """Per scene of ``loader``: its points file and the ``[S, C]`` mean student feature of each super-point."""
-    keys, pooled = [], []
-    for feats, sample, _ in point_features(model, loader):
-        keys.append(sample.metainfo["lidar_path"])
-        pooled.append(segment_pool(feats, sample.gt_pts_seg.superpoints.to(feats.device))[0])
-    return keys, pooled
-
-
-@HOOKS.register_module()
-class ClusterCentroidsHook(Hook):
-    """Before each validation / test epoch, run the model over that set (``mode='tensor'`` gives per-point
-    features), pool the features per super-point, fit ``num_clusters`` cosine k-means centres and hand them
-    to the model (``model.set_centroids``). Predictions are then the super-points' nearest centres, scored
-    with Hungarian matching; this is the transductive evaluation of PointDC."""
-
-    priority = "LOW"
-
-    def __init__(self, num_clusters: int = None, iters: int = 80, seed: int = 0):
-        self.num_clusters, self.iters, self.seed = num_clusters, iters, seed
-
-    def _fit(self, runner, loader):
-        model = bare_model(runner.model)
-        _, pooled = superpoint_features(model, loader)
-        k = self.num_clusters or len(loader.dataset.metainfo["classes"])
-        centroids, _ = kmeans(torch.cat(pooled), k, self.iters, self.seed)
-        model.set_centroids(centroids)
-        print_log(f"ClusterCentroidsHook: {k} centres from {sum(len(p) for p in pooled)} super-points", "current")
-
-    def before_val_epoch(self, runner) -> None:
-        self._fit(runner, runner.val_dataloader)
-
-    def before_test_epoch(self, runner) -> None:
-        self._fit(runner, runner.test_dataloader)

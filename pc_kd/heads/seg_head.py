@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from pc_kd.datasets.class_names import IGNORE_INDEX
 from pc_kd.registry import MODELS
+from pc_kd.structures.class_names import IGNORE_INDEX
 
 
 @MODELS.register_module()

@@ -1,8 +1,9 @@
 """Projection of points into posed views, visibility and back-projection of 2D features (public functions)."""
 from .backproject import backproject_features
-from .fusion import MissingFrameError, fuse_scene, load_frames
+from .fusion import MissingFrameError, fuse_dataset, fuse_scene, load_frames
 from .project import ProjectedPoints, project_points
 from .visibility import zbuffer_visibility
 from .zbuffer import ZBuffer, splat_zbuffer
 
-__all__ = ["backproject_features", "MissingFrameError", "fuse_scene", "load_frames", "ProjectedPoints", "project_points", "ZBuffer", "splat_zbuffer", "zbuffer_visibility"]
+__all__ = ["backproject_features", "MissingFrameError", "fuse_dataset", "fuse_scene", "load_frames", "ProjectedPoints",
+           "project_points", "ZBuffer", "splat_zbuffer", "zbuffer_visibility"]

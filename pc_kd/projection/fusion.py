@@ -1,10 +1,13 @@
 """Offline multi-view fusion of a 2D teacher's features into a scene's points (OpenScene / PointDC targets)."""
+import logging
+import time
 from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from PIL import Image
 
 from .backproject import backproject_features
@@ -93,3 +96,52 @@ def fuse_scene(teacher: torch.nn.Module, points: torch.Tensor, frames: List[dict
         count += n
     mean = total / count.clamp(min=1)[:, None].to(total.dtype)
     return mean.half().cpu(), count.int().cpu()
+
+
+def fuse_dataset(teacher: torch.nn.Module, infos: List[dict], out_dir, *, on_missing: str = "fail",
+                 device: Optional[str] = None, desc: str = "fusing", **options) -> dict:
+    """Fuse the teacher's features into every scene of ``infos`` (data infos with ``lidar_path``,
+    ``num_pts_feats`` and posed ``images``): ``<out_dir>/<points file stem>.npz`` with ``feats`` (float16
+    ``[N, C]``) and ``count`` (int32 ``[N]``), written atomically. Scenes whose file exists are skipped (resume
+    by calling again); a scene whose frames cannot be read raises (``on_missing='fail'``) or is logged and
+    left out (``'skip'``). ``options`` go to :func:`fuse_scene`.
+
+    Returns ``dict(written, skipped, missing [scene names], coverage, seconds)``, coverage being the share of
+    points seen by at least one frame.
+    """
+    from tqdm import tqdm
+
+    from pc_kd.utils.io import atomic_write, read_bin
+
+    if on_missing not in ("fail", "skip"):
+        raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written, skipped, missing, seen, total = 0, 0, [], 0, 0
+    start = time.perf_counter()
+    for info in tqdm(infos, desc=desc, unit="scene"):
+        scene = Path(info["lidar_path"]).stem
+        target = out / f"{scene}.npz"
+        if target.exists():
+            count = np.load(target)["count"]
+            skipped += 1
+        else:
+            points = read_bin(info["lidar_path"], np.float32, info["num_pts_feats"], what="points file")
+            try:
+                feats, count = fuse_scene(teacher, torch.from_numpy(points[:, :3].astype(np.float64)),
+                                          info.get("images", []), scene, device=device, **options)
+            except MissingFrameError as err:
+                if on_missing == "fail":
+                    raise
+                print_log(f"skipping: {err}", "current", logging.WARNING)
+                missing.append(scene)
+                continue
+            count = count.numpy()
+            with atomic_write(target) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, feats=feats.numpy(), count=count)
+            written += 1
+        seen += int((count > 0).sum())
+        total += len(count)
+    return dict(written=written, skipped=skipped, missing=missing, coverage=seen / max(total, 1),
+                seconds=time.perf_counter() - start)

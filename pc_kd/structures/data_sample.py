@@ -1,4 +1,5 @@
 """Per-sample container passed between data pipeline, model and metrics (mmengine structures)."""
+import torch
 from mmengine.structures import BaseDataElement, InstanceData
 
 
@@ -29,9 +30,13 @@ class Point3DDataSample(BaseDataElement):
                               "``pts_instance_mask [N]`` int64 when loaded.")
     pred_pts_seg = _typed_field("pred_pts_seg", BaseDataElement,
                                 "``pts_semantic_mask [N]`` int64 predicted class per input point.")
-    gt_feats = _typed_field("gt_feats", BaseDataElement,
-                            "distillation targets: ``feats [N, C]`` (teacher features fused onto the points) and "
-                            "``count [N]`` (views per point; 0 = no target).")
+    teacher_feats = _typed_field("teacher_feats", BaseDataElement,
+                                 "distillation targets (a teacher's output, not ground truth): ``feats [N, C]`` "
+                                 "(2D teacher features fused onto the points) and ``count [N]`` (views per point; "
+                                 "0 = no target).")
+    superpoints = _typed_field("superpoints", torch.Tensor,
+                               "``[N]`` int64 super-point (segment) id of every point, -1 = none; made without "
+                               "labels (tools/make_superpoints.py).")
     frames = _typed_field("frames", BaseDataElement,
                           "posed frames for an online teacher: ``images [V, 3, H, W]`` (0..1), ``lidar2img "
                           "[V, 4, 4]`` (after augmentation), optional ``depth [V, H, W]`` metres.")

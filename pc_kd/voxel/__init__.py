@@ -1,6 +1,8 @@
-"""Voxelization, point<->voxel maps and super-voxels."""
+"""Voxelization, point<->voxel maps, super-voxels and super-point files."""
 from .segments import load_segment_file, scannet_mesh_segments
+from .superpoint_files import superpoint_labels, write_superpoints
 from .supervoxels import estimate_normals, supervoxels
 from .voxelize import Voxels, voxel_reduce, voxel_to_point, voxelize
 
-__all__ = ["load_segment_file", "scannet_mesh_segments", "estimate_normals", "supervoxels", "Voxels", "voxel_reduce", "voxel_to_point", "voxelize"]
+__all__ = ["load_segment_file", "scannet_mesh_segments", "superpoint_labels", "write_superpoints",
+           "estimate_normals", "supervoxels", "Voxels", "voxel_reduce", "voxel_to_point", "voxelize"]

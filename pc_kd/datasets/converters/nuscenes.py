@@ -15,9 +15,8 @@ import numpy as np
 from pyquaternion import Quaternion
 from tqdm import tqdm
 
+from pc_kd.structures.class_names import NUSCENES_CATEGORY_TO_CLASS, NUSCENES_CLASSES
 from pc_kd.utils.io import dump_pickle_atomic
-
-from ..class_names import NUSCENES_CATEGORY_TO_CLASS, NUSCENES_CLASSES
 
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 

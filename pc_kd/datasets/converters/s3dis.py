@@ -13,10 +13,10 @@ import numpy as np
 from mmengine.logging import print_log
 from tqdm import tqdm
 
+from pc_kd.structures.class_names import S3DIS_CLASSES
 from pc_kd.utils.checks import check_finite_points
 from pc_kd.utils.io import dump_pickle_atomic
 
-from ..class_names import S3DIS_CLASSES
 from .common import resumable_entry, write_point_scene
 
 

@@ -24,10 +24,10 @@ import numpy as np
 from mmengine.logging import print_log
 from tqdm import tqdm
 
+from pc_kd.structures.class_names import SCANNET20_CLASSES, SCANNET20_NYU40_IDS, label_mapping
 from pc_kd.utils.checks import check_finite_points
 from pc_kd.utils.io import dump_pickle_atomic, require_file
 
-from ..class_names import SCANNET20_CLASSES, SCANNET20_NYU40_IDS, label_mapping
 from .common import resumable_entry, write_point_scene
 
 

@@ -13,7 +13,8 @@ def _scene_file(results, folder, suffix):
 
 @TRANSFORMS.register_module()
 class LoadFusedFeatures:
-    """Add ``fused_feats [N, C]`` float32 and ``fused_count [N]`` from ``<feature_dir>/<scene>.npz``."""
+    """Add ``teacher_feats [N, C]`` float32 and ``teacher_count [N]`` (views per point) from
+    ``<feature_dir>/<scene>.npz`` (its arrays ``feats`` and ``count``, as tools/fuse_features.py writes them)."""
 
     def __init__(self, feature_dir: str):
         self.feature_dir = feature_dir
@@ -27,8 +28,8 @@ class LoadFusedFeatures:
         if len(feats) != n or len(count) != n:
             raise ValueError(f"fused feature file {path}: {len(feats)} feature rows for {n} points in "
                              f"{results['lidar_path']}; re-run tools/fuse_features.py for this scene")
-        results["fused_feats"] = feats.astype(np.float32)
-        results["fused_count"] = count.astype(np.int64)
+        results["teacher_feats"] = feats.astype(np.float32)
+        results["teacher_count"] = count.astype(np.int64)
         return results
 
 

@@ -14,8 +14,9 @@ class PackPointInputs:
     """Pack ``points`` (and ``imgs`` when loaded) as inputs; masks and boxes into a Point3DDataSample.
 
     Output: ``inputs = {'points': [N, C] float32 tensor}``; ``data_samples`` with ``gt_pts_seg``
-    (``pts_semantic_mask``, ``pts_instance_mask``, ``superpoints``), ``gt_feats`` (``feats``, ``count``:
-    distillation targets) and ``gt_instances_3d`` when those were loaded, meta fields from ``meta_keys``.
+    (``pts_semantic_mask``, ``pts_instance_mask``), ``superpoints [N]``, ``teacher_feats`` (``feats``,
+    ``count``: distillation targets), ``frames`` and ``gt_instances_3d`` when those were loaded, meta fields
+    from ``meta_keys``.
     """
 
     def __init__(self, meta_keys=DEFAULT_META_KEYS):
@@ -25,14 +26,16 @@ class PackPointInputs:
         inputs = {"points": torch.from_numpy(np.ascontiguousarray(results["points"], dtype=np.float32))}
         sample = Point3DDataSample(metainfo={k: results[k] for k in self.meta_keys if k in results})
         seg = {}
-        for key in ("pts_semantic_mask", "pts_instance_mask", "superpoints"):
+        for key in ("pts_semantic_mask", "pts_instance_mask"):
             if key in results:
                 seg[key] = torch.from_numpy(np.asarray(results[key], dtype=np.int64))
         if seg:
             sample.gt_pts_seg = BaseDataElement(**seg)
-        if "fused_feats" in results:
-            sample.gt_feats = BaseDataElement(feats=torch.from_numpy(results["fused_feats"]),
-                                              count=torch.from_numpy(results["fused_count"]))
+        if "superpoints" in results:
+            sample.superpoints = torch.from_numpy(np.asarray(results["superpoints"], dtype=np.int64))
+        if "teacher_feats" in results:
+            sample.teacher_feats = BaseDataElement(feats=torch.from_numpy(results["teacher_feats"]),
+                                                   count=torch.from_numpy(results["teacher_count"]))
         if "frame_images" in results:
             frames = dict(images=results["frame_images"], lidar2img=results["frame_lidar2img"])
             if results.get("frame_depth") is not None:

@@ -3,10 +3,9 @@ import numpy as np
 
 from pc_kd.registry import TRANSFORMS
 from pc_kd.structures import Boxes3D
+from pc_kd.structures.class_names import apply_label_mapping
 from pc_kd.utils.checks import check_finite_points
 from pc_kd.utils.io import read_bin
-
-from ..class_names import apply_label_mapping
 
 
 @TRANSFORMS.register_module()

@@ -125,32 +125,48 @@ class TorchvisionTeacher(_FrozenTeacher):
         return self.model(x)
 
 
+def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
 @MODELS.register_module()
 class TinySegNet(nn.Module):
-    """A small fully-convolutional 2D segmentation net (stride 4 features) to train as a teacher in seconds.
+    """A small fully-convolutional 2D segmentation net to train as a teacher in about a minute on a CPU.
 
-    ``forward_features(x [B, 3, H, W]) -> [B, feat_channels, H / 4, W / 4]``; ``forward(x)`` -> class logits
-    at full resolution.
+    Stages at strides 4, 8 and 16 (the last with dilated convolutions) and a whole-image pooling branch are
+    upsampled to stride 4 and fused, so each feature sees most of a 120 x 160 frame (what tells a bed from a
+    table without colour cues). ``forward_features(x [B, 3, H, W]) -> [B, feat_channels, H / 4, W / 4]``;
+    ``forward(x)`` -> class logits at full resolution. The classifier is a cosine one (``scale x cos(feature,
+    class weight)``), as image-text teachers such as LSeg or OpenSeg compare pixel embeddings with class
+    embeddings: classes differ by the direction of a feature, which is what cosine losses and cosine k-means
+    downstream compare.
     """
 
-    def __init__(self, num_classes: int, feat_channels: int = 32, width: int = 32):
+    def __init__(self, num_classes: int, feat_channels: int = 32, width: int = 24, scale: float = 15.0):
         super().__init__()
-
-        def block(cin, cout, stride):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                                 nn.ReLU(inplace=True))
-
-        self.body = nn.Sequential(block(3, width, 2), block(width, width, 1), block(width, 2 * width, 2),
-                                  block(2 * width, 2 * width, 1), block(2 * width, 2 * width, 1))
-        self.context = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 3, 1, 4, dilation=4, bias=False),
-                                     nn.BatchNorm2d(2 * width), nn.ReLU(inplace=True))
-        self.embed = nn.Conv2d(4 * width, feat_channels, 1)
-        self.classifier = nn.Conv2d(feat_channels, num_classes, 1)
+        self.scale = scale
+        w = width
+        self.stride4 = nn.Sequential(_conv_bn_relu(3, w, 2), _conv_bn_relu(w, 2 * w, 2), _conv_bn_relu(2 * w, 2 * w))
+        self.stride8 = nn.Sequential(_conv_bn_relu(2 * w, 3 * w, 2), _conv_bn_relu(3 * w, 3 * w))
+        self.stride16 = nn.Sequential(_conv_bn_relu(3 * w, 4 * w, 2), _conv_bn_relu(4 * w, 4 * w),
+                                      _conv_bn_relu(4 * w, 4 * w, dilation=2), _conv_bn_relu(4 * w, 4 * w, dilation=4))
+        self.image_pool = nn.Sequential(nn.Conv2d(4 * w, w, 1), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Conv2d(10 * w, 2 * w, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+                                  _conv_bn_relu(2 * w, 2 * w))
+        self.embed = nn.Conv2d(2 * w, feat_channels, 1)
+        self.classifier = nn.Conv2d(feat_channels, num_classes, 1, bias=False)
 
     def forward_features(self, x):
-        body = self.body(x)
-        return self.embed(torch.cat([body, self.context(body)], 1))
+        s4 = self.stride4(x)
+        s8 = self.stride8(s4)
+        s16 = self.stride16(s8)
+        size = s4.shape[2:]
+        pooled = self.image_pool(s16.mean((2, 3), keepdim=True)).expand(-1, -1, *size)
+        up = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in (s8, s16)]
+        return self.embed(self.fuse(torch.cat([s4, *up, pooled], 1)))
 
     def forward(self, x):
-        logits = self.classifier(F.relu(self.forward_features(x)))
+        weight = F.normalize(self.classifier.weight, dim=1)
+        logits = self.scale * F.conv2d(F.normalize(self.forward_features(x), dim=1), weight)
         return F.interpolate(logits, size=x.shape[2:], mode="bilinear", align_corners=False)

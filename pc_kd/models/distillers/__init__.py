@@ -1,4 +1,4 @@
 from .point_distiller import PointFeatureDistiller
-from .superpoint_clustering import ReclusterHook, SuperPointClustering
+from .superpoint_clustering import SuperPointClustering
 
-__all__ = ["PointFeatureDistiller", "ReclusterHook", "SuperPointClustering"]
+__all__ = ["PointFeatureDistiller", "SuperPointClustering"]

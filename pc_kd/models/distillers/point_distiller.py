@@ -14,7 +14,7 @@ import torch
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
-from pc_kd.heads.clustering import assign_clusters
+from pc_kd.heads.clustering import assign_clusters, segment_fill
 from pc_kd.registry import MODELS
 
 
@@ -29,7 +29,10 @@ class PointFeatureDistiller(BaseModel):
         connectors: ``{name: module config}`` applied to recorded tensors (e.g. ``PointProjection``).
         distill_losses: ``{loss name: loss config}``.
         loss_mapping: ``{loss name: dict(pred=recorder, connector=name or None, target='precomputed',
-            segments=None or 'superpoints')}``.
+            segments=None or 'superpoints', pool_targets=None or 'superpoints')}``; ``segments`` hands the
+            super-points to a segment-level loss (InfoNCE), ``pool_targets`` replaces each point's target by
+            the mean target of its super-point (PointDC's super-voxel features; partly seen super-points then
+            teach their unseen points too).
         feature: ``(recorder, connector or None)`` whose per-point output is the student's feature for
             clustering and ``mode='tensor'``.
         teacher: optional frozen 2D teacher config for online targets (see ``online_fusion``).
@@ -99,11 +102,11 @@ class PointFeatureDistiller(BaseModel):
         """``[N, C]`` targets and ``[N]`` mask: precomputed ones, or the online teacher's on the frames."""
         device = inputs["voxel_feats"].device
         if self.teacher is None:
-            if "gt_feats" not in data_samples[0]:
+            if "teacher_feats" not in data_samples[0]:
                 raise KeyError("PointFeatureDistiller: no targets; add LoadFusedFeatures to the pipeline "
                                "(offline) or give the distiller a teacher and LoadPosedFrames (online)")
-            target = torch.cat([s.gt_feats.feats for s in data_samples]).to(device)
-            return target, torch.cat([s.gt_feats.count for s in data_samples]).to(device) > 0
+            target = torch.cat([s.teacher_feats.feats for s in data_samples]).to(device)
+            return target, torch.cat([s.teacher_feats.count for s in data_samples]).to(device) > 0
         from pc_kd.projection import backproject_features
 
         opts = dict(self.online_fusion)
@@ -125,15 +128,21 @@ class PointFeatureDistiller(BaseModel):
         return torch.cat(targets), torch.cat(masks)
 
     def loss(self, inputs: dict, data_samples) -> dict:
-        records = self._run_student(inputs)
+        return self.distill_loss(self._run_student(inputs), inputs, data_samples)
+
+    def distill_loss(self, records: Dict[str, torch.Tensor], inputs: dict, data_samples) -> dict:
+        """The losses of ``loss_mapping`` on the student's recorded per-point tensors ``records``."""
         device = inputs["voxel_feats"].device
         target, mask = self._targets(inputs, data_samples)
         losses = {}
         for name, mapping in self.loss_mapping.items():
             pred = self._connected(records, mapping["pred"], mapping.get("connector"))
-            if mapping.get("segments"):
-                seg = torch.cat([s.gt_pts_seg.superpoints + 1_000_000 * i for i, s in enumerate(data_samples)])
-                losses[name] = self.distill_losses[name](pred, target, seg.to(device), mask)
+            if mapping.get("segments") or mapping.get("pool_targets"):
+                seg = torch.cat([s.superpoints + 1_000_000 * i for i, s in enumerate(data_samples)]).to(device)
+            if mapping.get("pool_targets"):
+                losses[name] = self.distill_losses[name](pred, *segment_fill(target, mask, seg))
+            elif mapping.get("segments"):
+                losses[name] = self.distill_losses[name](pred, target, seg, mask)
             else:
                 losses[name] = self.distill_losses[name](pred, target, mask)
         return losses
@@ -148,7 +157,7 @@ class PointFeatureDistiller(BaseModel):
                 raise RuntimeError("PointFeatureDistiller: no cluster centres; add dict(type='ClusterCentroidsHook') "
                                    "to custom_hooks (it fits them before each val / test epoch)")
             for feats, sample in zip(self.point_features_list(inputs), data_samples):
-                seg = sample.gt_pts_seg.superpoints.to(feats.device) if "superpoints" in sample.gt_pts_seg else None
+                seg = sample.superpoints.to(feats.device) if "superpoints" in sample else None
                 sample.pred_pts_seg = BaseDataElement(pts_semantic_mask=assign_clusters(feats, self.centroids, seg))
             return data_samples
         raise ValueError(f"PointFeatureDistiller: unknown mode {mode!r}")

@@ -37,6 +37,11 @@ class SparseSegmentor(BaseModel):
         """``[N, num_classes]`` logits of every input point (its voxel's)."""
         return self.decode_head(self.extract_feat(inputs))[inputs["voxels"].point2voxel]
 
+    def point_features_list(self, inputs: dict) -> List[torch.Tensor]:
+        """Per cloud, the ``[N_b, num_classes]`` logits of its points (what ``pc_kd.engine.point_features``
+        reads, as from a distiller's features)."""
+        return inputs["points"].split(self.point_logits(inputs))
+
     def forward(self, inputs: dict, data_samples: Optional[List] = None, mode: str = "tensor"):
         if mode == "loss":
             labels = torch.cat([s.gt_pts_seg.pts_semantic_mask for s in data_samples]).to(
