@@ -99,7 +99,7 @@ def main():
     parser.add_argument("--channels", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--feat-hw", type=int, nargs=2, default=[240, 320])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
     hw = tuple(args.feat_hw)

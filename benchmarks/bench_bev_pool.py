@@ -3,9 +3,10 @@
     python benchmarks/bench_bev_pool.py [--batch 1] [--device cpu|cuda] [--repeats 5]
 
 BEVDepth-like set-up: 6 surround cameras, D = 59 depth bins (1-60 m), 16 x 44 feature maps (256 x 704 images,
-stride 16), C = 80, a 128 x 128 BEV grid of 0.8 m cells. Prints JSON: forward and forward+backward seconds,
-ratios (anchor / pc_kd), peak memory beyond the inputs next to the frustum-feature tensor's size, and the
-largest difference between the outputs.
+stride 16), C = 80, a 128 x 128 BEV grid of 0.8 m cells. Prints JSON: forward and forward+backward seconds
+(median of the repeats after a warm-up call), ratios (anchor / pc_kd), peak memory beyond the inputs next to
+the frustum-feature tensor's size, and the largest differences between the outputs and between the gradients
+of depth and context.
 """
 import argparse
 
@@ -104,7 +105,7 @@ def main():
     row = dict(batch=args.batch, cameras=6, depth_bins=depth.shape[2], feat_hw=list(depth.shape[3:]),
                channels=context.shape[2], bev_hw=list(GRID.shape), frustum_feature_bytes=frustum_bytes,
                in_grid_fraction=float((assign_cells(xyz, GRID).cell >= 0).float().mean()))
-    outputs = {}
+    outputs, grads = {}, {}
     for name, fn in methods.items():
         with torch.no_grad():
             t_fwd, m_fwd, out = timed(lambda: fn(depth, context), args.device, args.repeats)
@@ -113,15 +114,17 @@ def main():
         def fwd_bwd():
             d, c = depth.clone().requires_grad_(True), context.clone().requires_grad_(True)
             (fn(d, c) * grad).sum().backward()
-            return d.grad
+            return d.grad, c.grad
 
-        t_fb, m_fb, _ = timed(fwd_bwd, args.device, args.repeats)
+        t_fb, m_fb, grads[name] = timed(fwd_bwd, args.device, args.repeats)
         row.update({f"{name}_forward_s": t_fwd, f"{name}_forward_peak_bytes": m_fwd,
                     f"{name}_fwd_bwd_s": t_fb, f"{name}_fwd_bwd_peak_bytes": m_fb})
     for name in ("quickcumsum", "index_add"):
         row[f"{name}_over_pc_kd_forward"] = row[f"{name}_forward_s"] / row["pc_kd_forward_s"]
         row[f"{name}_over_pc_kd_fwd_bwd"] = row[f"{name}_fwd_bwd_s"] / row["pc_kd_fwd_bwd_s"]
         row[f"max_abs_diff_vs_{name}"] = float((outputs[name] - outputs["pc_kd"]).abs().max())
+        for which, ours, theirs in zip(("depth", "context"), grads["pc_kd"], grads[name]):
+            row[f"max_abs_grad_{which}_diff_vs_{name}"] = float((theirs - ours).abs().max())
     row["pc_kd_forward_peak_over_frustum_features"] = row["pc_kd_forward_peak_bytes"] / frustum_bytes
     row["pc_kd_fwd_bwd_peak_over_frustum_features"] = row["pc_kd_fwd_bwd_peak_bytes"] / frustum_bytes
     emit(dict(benchmark="bev_pool", device=args.device, machine=machine(), results=[row]), args.json)

@@ -2,6 +2,7 @@
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -45,9 +46,15 @@ class PeakMemory:
             self.peak = _read_status("VmHWM") - self.base
 
 
-def timed(fn, device: str, repeats: int = 1):
-    """(best seconds over ``repeats``, peak bytes beyond the start, last result)."""
-    best, peak, out = float("inf"), 0, None
+def timed(fn, device: str, repeats: int = 3, warmup: int = 1):
+    """(median seconds over ``repeats`` >= 3 timed calls after ``warmup`` untimed ones, peak bytes beyond the
+    start of any timed call, last result). The warm-up pays for first-call costs (allocator, kernel
+    compilation, caches) so that no method is timed cold."""
+    if repeats < 3:
+        raise ValueError(f"timed: take the median of at least 3 repeats, got repeats={repeats}")
+    for _ in range(warmup):
+        fn()
+    times, peak, out = [], 0, None
     for _ in range(repeats):
         out = None
         with PeakMemory(device) as mem:
@@ -57,9 +64,9 @@ def timed(fn, device: str, repeats: int = 1):
             out = fn()
             if device == "cuda":
                 torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-        best, peak = min(best, seconds), max(peak, mem.peak)
-    return best, peak, out
+            times.append(time.perf_counter() - start)
+        peak = max(peak, mem.peak)
+    return statistics.median(times), peak, out
 
 
 def machine() -> dict:

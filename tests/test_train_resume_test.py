@@ -13,6 +13,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "supervised" / "supervised_spconv-unet_none_synthetic-indoor.py"
+TOTAL_EPOCHS = 8  # killed after epoch 2, resumed to here
 pytestmark = pytest.mark.slow
 
 
@@ -58,7 +59,7 @@ def test_train_kill_resume_and_test(tmp_path):
         torch.load(ckpt, map_location="cpu", weights_only=False)
 
     resumed = _run(["tools/train.py", str(CONFIG), "--work-dir", str(work), "--resume", "--cfg-options",
-                    *_options(data, done[-1] + 2)], timeout=600)
+                    *_options(data, TOTAL_EPOCHS)], timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr
     match = re.search(r"resumed epoch: (\d+), iter: (\d+)", log)
@@ -69,14 +70,15 @@ def test_train_kill_resume_and_test(tmp_path):
     assert losses and losses[0][0] == epoch + 1  # continues with the next epoch, not epoch 1
     start_loss = _train_losses(first_log)[0][2]
     assert losses[0][2] < start_loss  # the weights and optimiser state came back
-    final = torch.load(work / f"epoch_{epoch + 2}.pth", map_location="cpu", weights_only=False)
-    assert final["meta"]["epoch"] == epoch + 2 and final["meta"]["iter"] == (epoch + 2) * 2
+    final = torch.load(work / f"epoch_{TOTAL_EPOCHS}.pth", map_location="cpu", weights_only=False)
+    assert final["meta"]["epoch"] == TOTAL_EPOCHS and final["meta"]["iter"] == TOTAL_EPOCHS * 2
 
-    tested = _run(["tools/test.py", str(CONFIG), str(work / f"epoch_{epoch + 2}.pth"), "--work-dir", str(work),
+    tested = _run(["tools/test.py", str(CONFIG), str(work / f"epoch_{TOTAL_EPOCHS}.pth"), "--work-dir", str(work),
                    "--cfg-options", *_options(data, 1)], timeout=600)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     miou = re.search(r"Epoch\(test\).*seg/miou: ([0-9.]+)", tested.stdout + tested.stderr)
-    assert miou and 0.0 < float(miou.group(1)) <= 1.0
+    # measured here: 19.9 % killed + resumed, 22.2 % uninterrupted, 0.2 % after 1 epoch; "wall" everywhere: 4 %
+    assert miou and float(miou.group(1)) >= 0.12
 
 
 def test_test_tool_refuses_a_checkpoint_of_another_model(tmp_path):
