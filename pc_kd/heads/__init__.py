@@ -1,4 +1,5 @@
-"""Heads: semantic segmentation, projection connectors, clustering for unsupervised segmentation."""
+"""Heads: semantic segmentation, projection connectors, clustering for unsupervised segmentation;
+``pc_kd.heads.det``: BEV detection (CenterPoint) targets."""
 from .clustering import assign_clusters, kmeans, segment_fill, segment_pool, vote
 from .projection import PointProjection
 from .seg_head import SegHead
