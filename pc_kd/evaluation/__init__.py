@@ -1,5 +1,6 @@
-"""Metrics: supervised segmentation, Hungarian-matched (unsupervised) segmentation."""
+"""Metrics: supervised segmentation, Hungarian-matched (unsupervised) segmentation, nuScenes detection."""
 from .hungarian import HungarianSegMetric, hungarian_miou
+from .nuscenes_det import nuscenes_detection_scores
 from .seg_metric import SegMetric, confusion_matrix, scores_from_confusion
 
-__all__ = ["HungarianSegMetric", "hungarian_miou", "SegMetric", "confusion_matrix", "scores_from_confusion"]
+__all__ = ["HungarianSegMetric", "hungarian_miou", "nuscenes_detection_scores", "SegMetric", "confusion_matrix", "scores_from_confusion"]

@@ -1,0 +1,143 @@
+"""nuScenes detection scores over class subsets: exact cases, and the devkit's own aggregation on all classes."""
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from pc_kd.evaluation import nuscenes_detection_scores
+from pc_kd.evaluation.nuscenes_det import CLASS_RANGE
+
+ATTRIBUTE = {"car": "vehicle.moving", "truck": "vehicle.parked", "bus": "vehicle.moving",
+             "trailer": "vehicle.parked", "construction_vehicle": "vehicle.parked",
+             "pedestrian": "pedestrian.moving", "motorcycle": "cycle.with_rider", "bicycle": "cycle.without_rider",
+             "traffic_cone": "", "barrier": ""}
+
+
+def _quat(yaw):
+    return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+
+
+def _scene(classes, samples=6, per_sample=7, seed=0):
+    rng = np.random.default_rng(seed)
+    gts = {}
+    for s in range(samples):
+        boxes = []
+        for i in range(per_sample):
+            name = classes[(s * per_sample + i) % len(classes)]
+            # boxes on a grid 6 m apart, so that a 0.7 m shift never lands on another box
+            xy = [-24.0 + 6.0 * (i % 8) + rng.uniform(-0.5, 0.5), -24.0 + 6.0 * (i // 8) + rng.uniform(-0.5, 0.5)]
+            boxes.append(dict(translation=[*xy, rng.uniform(-1, 1)], size=list(rng.uniform(0.5, 4, 3)),
+                              rotation=_quat(rng.uniform(-3, 3)), velocity=list(rng.uniform(-2, 2, 2)),
+                              detection_name=name, attribute_name=ATTRIBUTE[name], num_pts=10,
+                              ego_translation=[*xy, 0.0]))
+        gts[f"sample{s}"] = boxes
+    return gts
+
+
+def _as_predictions(gts, edit=None):
+    preds = copy.deepcopy(gts)
+    for boxes in preds.values():
+        for j, b in enumerate(boxes):
+            b.pop("num_pts")
+            b["detection_score"] = 1.0 - 0.01 * j
+            if edit:
+                edit(b)
+    return preds
+
+
+CLASSES = ["car", "pedestrian", "barrier", "traffic_cone", "truck"]
+
+
+def test_ground_truth_as_predictions_scores_one():
+    gts = _scene(CLASSES)
+    out = nuscenes_detection_scores(gts, _as_predictions(gts), CLASSES)
+    assert out["mAP"] == pytest.approx(1.0) and out["NDS"] == pytest.approx(1.0)
+    for name in ("mATE", "mASE", "mAOE", "mAVE", "mAAE"):
+        assert out[name] == pytest.approx(0.0, abs=1e-9), name
+    assert math.isnan(out["tp_errors"]["traffic_cone"]["orient_err"])
+
+
+def test_predictions_moved_07m_miss_at_05m_and_give_mate_07():
+    gts = _scene(CLASSES)
+
+    def move(b):
+        b["translation"][0] += 0.7
+        b["ego_translation"][0] += 0.7
+
+    out = nuscenes_detection_scores(gts, _as_predictions(gts, move), CLASSES)
+    for name in CLASSES:
+        assert out["AP"][name][0.5] == 0.0 and out["AP"][name][1.0] == pytest.approx(1.0)
+    assert out["mAP"] == pytest.approx(0.75) and out["mATE"] == pytest.approx(0.7)
+    assert out["NDS"] == pytest.approx((5 * 0.75 + 0.3 + 4) / 10)
+
+
+def test_yaw_off_by_03_gives_maoe_03():
+    gts = _scene(CLASSES)
+
+    def turn(b):
+        w, z = b["rotation"][0], b["rotation"][3]
+        b["rotation"] = _quat(2 * math.atan2(z, w) + 0.3)
+
+    out = nuscenes_detection_scores(gts, _as_predictions(gts, turn), CLASSES)
+    assert out["mAOE"] == pytest.approx(0.3) and out["mAP"] == pytest.approx(1.0)
+
+
+def test_class_range_and_empty_boxes_filter_like_the_devkit():
+    gts = _scene(["car"], samples=2, per_sample=3)
+    far = copy.deepcopy(gts["sample0"][0])
+    far["translation"][0] = far["ego_translation"][0] = 60.0   # beyond the 50 m car range: not counted
+    empty = copy.deepcopy(gts["sample1"][0])
+    empty["num_pts"] = 0                                        # a GT box no point hits: not counted
+    gts["sample0"].append(far)
+    gts["sample1"].append(empty)
+    preds = _as_predictions({t: [b for b in v if b is not far and b is not empty] for t, v in gts.items()})
+    assert nuscenes_detection_scores(gts, preds, ["car"])["mAP"] == pytest.approx(1.0)
+
+
+def test_all_ten_classes_aggregate_as_the_devkits_detection_metrics():
+    from nuscenes.eval.detection.config import config_factory
+    from nuscenes.eval.detection.data_classes import DetectionMetrics
+
+    classes = list(CLASS_RANGE)
+    gts = _scene(classes, samples=8, per_sample=12, seed=3)
+    rng = np.random.default_rng(4)
+
+    def jitter(b):
+        b["translation"] = list(np.asarray(b["translation"]) + rng.normal(0, 0.6, 3))
+        b["size"] = list(np.asarray(b["size"]) * rng.uniform(0.7, 1.3, 3))
+        b["velocity"] = list(np.asarray(b["velocity"]) + rng.normal(0, 0.5, 2))
+        b["detection_score"] = float(rng.uniform())
+        if rng.uniform() < 0.3:
+            b["attribute_name"] = {"vehicle.moving": "vehicle.parked"}.get(b["attribute_name"], b["attribute_name"])
+
+    preds = _as_predictions(gts, jitter)
+    out = nuscenes_detection_scores(gts, preds, classes)
+    metrics = DetectionMetrics(config_factory("detection_cvpr_2019"))
+    for name in classes:
+        for th, ap in out["AP"][name].items():
+            metrics.add_label_ap(name, th, ap)
+        for m, e in out["tp_errors"][name].items():
+            metrics.add_label_tp(name, m, e)
+    assert out["mAP"] == pytest.approx(metrics.mean_ap, abs=1e-12)
+    assert out["NDS"] == pytest.approx(metrics.nd_score, abs=1e-12)
+    for m, name in (("trans_err", "mATE"), ("scale_err", "mASE"), ("orient_err", "mAOE"), ("vel_err", "mAVE"),
+                    ("attr_err", "mAAE")):
+        assert out[name] == pytest.approx(metrics.tp_errors[m], abs=1e-12)
+    assert 0.05 < out["mAP"] < 0.95
+
+
+def test_bad_input_is_named():
+    gts = _scene(["car"], samples=1, per_sample=2)
+    with pytest.raises(KeyError, match="no prediction entry"):
+        nuscenes_detection_scores(gts, {}, ["car"])
+    with pytest.raises(ValueError, match="unknown classes"):
+        nuscenes_detection_scores(gts, _as_predictions(gts), ["lorry"])
+    bad = _as_predictions(gts)
+    bad["sample0"][0]["size"] = [1.0, -2.0, 1.0]
+    with pytest.raises(ValueError, match=r"pred_boxes\['sample0'\]\[0\].size"):
+        nuscenes_detection_scores(gts, bad, ["car"])
+    bad = _as_predictions(gts)
+    bad["sample0"][1]["detection_score"] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        nuscenes_detection_scores(gts, bad, ["car"])
