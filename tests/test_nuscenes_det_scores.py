@@ -141,3 +141,98 @@ def test_bad_input_is_named():
     bad["sample0"][1]["detection_score"] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         nuscenes_detection_scores(gts, bad, ["car"])
+
+
+def test_attribute_follows_the_speed_rule():
+    from pc_kd.evaluation.nuscenes_det import attribute_from_speed
+
+    assert attribute_from_speed("car", 0.3) == "vehicle.moving" and attribute_from_speed("car", 0.2) == "vehicle.parked"
+    assert attribute_from_speed("bus", 0.1) == "vehicle.stopped" and attribute_from_speed("bus", 2) == "vehicle.moving"
+    assert attribute_from_speed("pedestrian", 0.1) == "pedestrian.standing"
+    assert attribute_from_speed("pedestrian", 1.0) == "pedestrian.moving"
+    assert attribute_from_speed("bicycle", 1.0) == "cycle.with_rider"
+    assert attribute_from_speed("motorcycle", 0.0) == "cycle.without_rider"
+    assert attribute_from_speed("barrier", 3.0) == "" and attribute_from_speed("traffic_cone", 0.0) == ""
+
+
+@pytest.mark.realdata
+def test_real_sample_boxes_reach_the_global_frame_like_the_devkit_and_round_trip(real_data):
+    import pickle
+
+    import torch
+    from nuscenes.eval.common.utils import quaternion_yaw
+    from nuscenes.utils.data_classes import Box
+    from pyquaternion import Quaternion
+
+    from pc_kd.evaluation.nuscenes_det import lidar_boxes_to_results
+    from pc_kd.structures import Boxes3D
+
+    with open(real_data / "nuscenes_demo" / "mmdet3d_infos_v1.1.pkl", "rb") as f:
+        infos = pickle.load(f)
+    classes = sorted(infos["metainfo"]["categories"], key=infos["metainfo"]["categories"].get)
+    info = infos["data_list"][0]
+    inst = [i for i in info["instances"] if i["bbox_label_3d"] >= 0]
+    boxes = Boxes3D(torch.tensor([i["bbox_3d"] + list(i["velocity"]) for i in inst], dtype=torch.float64))
+    labels = np.array([i["bbox_label_3d"] for i in inst])
+    lidar2ego, ego2global = np.array(info["lidar_points"]["lidar2ego"]), np.array(info["ego2global"])
+    gts = lidar_boxes_to_results(info["token"], boxes, labels, classes, lidar2ego, ego2global,
+                                 num_pts=[i["num_lidar_pts"] for i in inst])
+    lidar2global = ego2global @ lidar2ego
+    for i, ours in zip(inst, gts):
+        x, y, z, length, width, height, yaw = i["bbox_3d"]
+        ref = Box([x, y, z], [width, length, height], Quaternion(axis=[0, 0, 1], angle=yaw),
+                  velocity=(*i["velocity"], 0.0))
+        ref.rotate(Quaternion(matrix=lidar2global[:3, :3], atol=1e-6))
+        ref.translate(lidar2global[:3, 3])
+        np.testing.assert_allclose(ours["translation"], ref.center, atol=1e-6)
+        np.testing.assert_allclose(ours["size"], ref.wlh, atol=1e-9)
+        assert abs(quaternion_yaw(Quaternion(ours["rotation"])) - quaternion_yaw(ref.orientation)) < 2e-3
+        if np.isfinite(ref.velocity).all():
+            np.testing.assert_allclose(ours["velocity"], ref.velocity[:2], atol=1e-3)
+    assert len(gts) > 20
+    # predictions = the GT the metric keeps (boxes no LiDAR point hits are dropped from the GT, as the devkit)
+    preds = {info["token"]: [dict(b, detection_score=0.5) for b in gts if b["num_pts"] > 0]}
+    for b in preds[info["token"]]:
+        b["velocity"] = [0.0 if np.isnan(v) else v for v in b["velocity"]]
+    out = nuscenes_detection_scores({info["token"]: gts}, preds, classes)
+    assert len(out["classes"]) >= 3 and out["mAP"] == pytest.approx(1.0) and out["mATE"] == pytest.approx(0.0)
+    assert out["mAOE"] == pytest.approx(0.0) and out["mASE"] == pytest.approx(0.0, abs=1e-9)
+    assert out["NDS"] == pytest.approx(1.0)
+
+
+@pytest.mark.realdata
+def test_metric_scores_the_real_sample_and_writes_a_results_json_the_devkit_loads(real_data, tmp_path):
+    import pickle
+
+    import torch
+    from mmengine.structures import InstanceData
+    from nuscenes.eval.common.loaders import load_prediction
+    from nuscenes.eval.detection.data_classes import DetectionBox
+
+    from pc_kd.evaluation import NuScenesDetMetric
+    from pc_kd.structures import Boxes3D, Point3DDataSample
+
+    with open(real_data / "nuscenes_demo" / "mmdet3d_infos_v1.1.pkl", "rb") as f:
+        infos = pickle.load(f)
+    classes = sorted(infos["metainfo"]["categories"], key=infos["metainfo"]["categories"].get)
+    info = infos["data_list"][0]
+    inst = [i for i in info["instances"] if i["bbox_label_3d"] >= 0 and i["num_lidar_pts"] > 0]
+    boxes = Boxes3D(torch.tensor([i["bbox_3d"] + [0.0, 0.0] for i in inst], dtype=torch.float64))
+    labels = torch.tensor([i["bbox_label_3d"] for i in inst])
+    sample = Point3DDataSample(metainfo=dict(token=info["token"], lidar2ego=np.array(info["lidar_points"]["lidar2ego"]),
+                                             ego2global=np.array(info["ego2global"])))
+    sample.gt_instances_3d = InstanceData(bboxes_3d=boxes, labels_3d=labels,
+                                          num_lidar_pts=torch.tensor([i["num_lidar_pts"] for i in inst]))
+    sample.pred_instances_3d = InstanceData(bboxes_3d=Boxes3D(boxes.tensor.clone()), labels_3d=labels,
+                                            scores_3d=torch.linspace(0.9, 0.1, len(inst)))
+    metric = NuScenesDetMetric(jsonfile_prefix=str(tmp_path))
+    metric.dataset_meta = dict(classes=classes)
+    metric.process({}, [sample.to_dict()])
+    out = metric.evaluate(1)
+    assert out["nuscenes/mAP"] == pytest.approx(1.0) and out["nuscenes/NDS"] == pytest.approx(1.0)
+    assert out["nuscenes/mATE"] == pytest.approx(0.0, abs=1e-9) and out["nuscenes/AP_car"] == pytest.approx(1.0)
+    loaded, meta = load_prediction(str(tmp_path / "results_nusc.json"), 500, DetectionBox)
+    assert meta["use_lidar"] and loaded.sample_tokens == [info["token"]]
+    assert len(loaded[info["token"]]) == len(inst)
+    assert {b.attribute_name for b in loaded[info["token"]]} <= {"vehicle.parked", "pedestrian.standing", "",
+                                                                "vehicle.stopped", "cycle.without_rider"}

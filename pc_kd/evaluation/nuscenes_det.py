@@ -1,9 +1,16 @@
 """nuScenes detection scores (mAP, TP errors, NDS) over any subset of the 10 classes, by the devkit's own
 per-class ``accumulate`` / ``calc_ap`` / ``calc_tp`` (its ``DetectionConfig`` insists on all 10 classes, so
 the aggregation over the classes present is done here, with the devkit's rules)."""
+import json
+from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+
+from pc_kd.registry import METRICS
+from pc_kd.utils.io import atomic_write
 
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 TP_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE", "attr_err": "mAAE"}
@@ -13,6 +20,71 @@ UNDEFINED_TP = {"traffic_cone": ("attr_err", "vel_err", "orient_err"), "barrier"
 CLASS_RANGE = {"car": 50, "truck": 50, "bus": 50, "trailer": 50, "construction_vehicle": 50, "pedestrian": 40,
                "motorcycle": 40, "bicycle": 40, "traffic_cone": 30, "barrier": 30}
 BOX_FIELDS = ("translation", "size", "rotation", "velocity", "detection_name")
+VEHICLES = ("car", "construction_vehicle", "bus", "truck", "trailer")
+# the attribute a class gets when the speed rule says nothing else (as mmdet3d's nuScenes metric)
+DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving", "trailer": "vehicle.parked",
+                     "truck": "vehicle.parked", "bus": "vehicle.moving", "motorcycle": "cycle.without_rider",
+                     "construction_vehicle": "vehicle.parked", "bicycle": "cycle.without_rider", "barrier": "",
+                     "traffic_cone": ""}
+
+
+def attribute_from_speed(name: str, speed: float, moving: float = 0.2) -> str:
+    """The nuScenes attribute of a predicted box from its speed (m/s): above ``moving`` vehicles are
+    ``vehicle.moving`` and cycles ``cycle.with_rider``; at or below it pedestrians are ``pedestrian.standing``
+    and buses ``vehicle.stopped``; otherwise the class default (cones and barriers have none)."""
+    if speed > moving:
+        if name in VEHICLES:
+            return "vehicle.moving"
+        if name in ("bicycle", "motorcycle"):
+            return "cycle.with_rider"
+    else:
+        if name == "pedestrian":
+            return "pedestrian.standing"
+        if name == "bus":
+            return "vehicle.stopped"
+    return DEFAULT_ATTRIBUTE[name]
+
+
+def lidar_boxes_to_results(sample_token: str, boxes, labels, classes: Sequence[str], lidar2ego, ego2global,
+                           scores=None, num_pts=None, attributes: Optional[Sequence[str]] = None) -> List[dict]:
+    """Boxes of one sample in the LiDAR frame -> results-JSON dicts in the global frame.
+
+    Args:
+        boxes: ``pc_kd.structures.Boxes3D`` ``[N, 7 or 9]`` (x, y, z geometric centre, l, w, h, yaw, vx, vy),
+            LiDAR frame.
+        labels: ``[N]`` indices into ``classes`` (nuScenes detection names).
+        lidar2ego, ego2global: ``[4, 4]``.
+        scores: ``[N]`` (predictions) or None (GT: score -1).
+        num_pts: ``[N]`` LiDAR points per GT box (None for predictions).
+        attributes: per box; default: :func:`attribute_from_speed` of the global velocity.
+
+    Returns:
+        dicts with ``translation``, ``size`` (w, l, h), ``rotation`` (yaw quaternion w, x, y, z),
+        ``velocity`` (global vx, vy), ``ego_translation`` (centre minus ego position, global axes),
+        ``detection_name``, ``detection_score``, ``attribute_name`` (+ ``num_pts``).
+    """
+    lidar2ego, ego2global = np.asarray(lidar2ego, dtype=np.float64), np.asarray(ego2global, dtype=np.float64)
+    world = boxes.transform(ego2global @ lidar2ego).tensor.double().cpu().numpy()
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(world):
+        raise ValueError(f"lidar_boxes_to_results: {sample_token}: {len(world)} boxes but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise ValueError(f"lidar_boxes_to_results: {sample_token}: labels must be in [0, {len(classes)}), got "
+                         f"{labels.min()}..{labels.max()}")
+    out = []
+    for i, (x, y, z, length, width, height, yaw, *vel) in enumerate(world.tolist()):
+        name = classes[int(labels[i])]
+        velocity = [vel[0], vel[1]] if vel else [0.0, 0.0]
+        box = dict(sample_token=sample_token, translation=[x, y, z], size=[width, length, height],
+                   rotation=[float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2))], velocity=velocity,
+                   ego_translation=[x - ego2global[0, 3], y - ego2global[1, 3], z - ego2global[2, 3]],
+                   detection_name=name, detection_score=-1.0 if scores is None else float(scores[i]),
+                   attribute_name=(attributes[i] if attributes is not None
+                                   else attribute_from_speed(name, float(np.hypot(*velocity)))))
+        if num_pts is not None:
+            box["num_pts"] = int(num_pts[i])
+        out.append(box)
+    return out
 
 
 def _eval_boxes(boxes: Mapping[str, Sequence[dict]], what: str, classes: Sequence[str],
@@ -36,10 +108,12 @@ def _eval_boxes(boxes: Mapping[str, Sequence[dict]], what: str, classes: Sequenc
             if size.shape != (3,) or not (size > 0).all():
                 raise ValueError(f"nuscenes_detection_scores: {what}[{token!r}][{i}].size must be 3 positive "
                                  f"(w, l, h), got {b['size']}")
-            numbers = [*b["translation"], *b["rotation"], *b["velocity"], b.get("detection_score", -1.0)]
+            # GT velocities may be NaN (an annotation without neighbours in time; the devkit skips them)
+            numbers = [*b["translation"], *b["rotation"], b.get("detection_score", -1.0),
+                       *([] if is_gt else b["velocity"])]
             if not np.isfinite(np.asarray(numbers, dtype=float)).all():
                 raise ValueError(f"nuscenes_detection_scores: {what}[{token!r}][{i}] has NaN / inf in "
-                                 f"translation, rotation, velocity or detection_score")
+                                 f"translation, rotation, {'' if is_gt else 'velocity, '}detection_score")
             box = DetectionBox(sample_token=token, translation=tuple(b["translation"]), size=tuple(size),
                                rotation=tuple(b["rotation"]), velocity=tuple(b["velocity"][:2]),
                                ego_translation=tuple(b.get("ego_translation", b["translation"])),
@@ -113,3 +187,77 @@ def nuscenes_detection_scores(gt_boxes: Mapping[str, Sequence[dict]], pred_boxes
                               "classes": classes}
     out.update({TP_NAMES[m]: e for m, e in errors.items()})
     return out
+
+
+def results_json(results: Mapping[str, Sequence[dict]], use_lidar: bool, use_camera: bool) -> dict:
+    """The official nuScenes detection submission: ``{"meta": ..., "results": {token: [box, ...]}}``."""
+    keys = ("sample_token", "translation", "size", "rotation", "velocity", "detection_name", "detection_score",
+            "attribute_name")
+    return {"meta": dict(use_camera=use_camera, use_lidar=use_lidar, use_radar=False, use_map=False,
+                         use_external=False),
+            "results": {token: [{k: b[k] for k in keys} for b in boxes] for token, boxes in results.items()}}
+
+
+@METRICS.register_module()
+class NuScenesDetMetric(BaseMetric):
+    """nuScenes detection metric of a Runner's val / test loop (mAP, mATE..mAAE, NDS over the classes present).
+
+    Reads, per data sample: metainfo ``token``, ``lidar2ego`` and ``ego2global`` (4x4), ``pred_instances_3d``
+    (``bboxes_3d`` Boxes3D in the LiDAR frame, ``scores_3d``, ``labels_3d``) and ``gt_instances_3d``
+    (``bboxes_3d``, ``labels_3d``, optional ``num_lidar_pts``; GT with 0 points are not scored). Boxes go to
+    the global frame by :func:`lidar_boxes_to_results`, attributes of predictions by the 0.2 m/s rule.
+
+    Args:
+        classes: scored class names (default: the dataset's ``classes``), nuScenes detection names.
+        class_range: metres per class (default: the devkit's).
+        jsonfile_prefix: if set, the official results JSON is written to ``<prefix>/results_nusc.json``.
+        use_lidar / use_camera: the JSON's ``meta``.
+    """
+
+    default_prefix = "nuscenes"
+
+    def __init__(self, classes: Optional[Sequence[str]] = None, class_range: Optional[Mapping[str, float]] = None,
+                 jsonfile_prefix: Optional[str] = None, use_lidar: bool = True, use_camera: bool = False,
+                 collect_device: str = "cpu", prefix: Optional[str] = None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.classes, self.class_range = classes, class_range
+        self.jsonfile_prefix, self.use_lidar, self.use_camera = jsonfile_prefix, use_lidar, use_camera
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        classes = list(self.dataset_meta["classes"])
+        for sample in data_samples:
+            token = sample["token"]
+            for field in ("lidar2ego", "ego2global", "pred_instances_3d", "gt_instances_3d"):
+                if field not in sample:
+                    raise KeyError(f"NuScenesDetMetric: sample {token} has no {field!r}")
+            pred, gt = sample["pred_instances_3d"], sample["gt_instances_3d"]
+            pts = gt.get("num_lidar_pts")
+            self.results.append((
+                token,
+                lidar_boxes_to_results(token, gt["bboxes_3d"], _numpy(gt["labels_3d"]), classes, sample["lidar2ego"],
+                                       sample["ego2global"], num_pts=None if pts is None else _numpy(pts)),
+                lidar_boxes_to_results(token, pred["bboxes_3d"], _numpy(pred["labels_3d"]), classes,
+                                       sample["lidar2ego"], sample["ego2global"], scores=_numpy(pred["scores_3d"]))))
+
+    def compute_metrics(self, results: list) -> dict:
+        gts = {token: g for token, g, _ in results}
+        preds = {token: p for token, _, p in results}
+        if self.jsonfile_prefix:
+            path = Path(self.jsonfile_prefix) / "results_nusc.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path) as tmp:
+                Path(tmp).write_text(json.dumps(results_json(preds, self.use_lidar, self.use_camera)))
+            MMLogger.get_current_instance().info(f"nuScenes results JSON: {path}")
+        scores = nuscenes_detection_scores(gts, preds, self.classes or self.dataset_meta["classes"],
+                                           self.class_range)
+        out = {k: scores[k] for k in ("mAP", "NDS", *TP_NAMES.values())}
+        out.update({f"AP_{name}": float(np.mean(list(v.values()))) for name, v in scores["AP"].items()})
+        table = "\n".join(f"  {name:<22s} AP {np.mean(list(v.values())):.4f}" for name, v in scores["AP"].items())
+        MMLogger.get_current_instance().info(
+            f"nuScenes detection ({len(gts)} samples):\n{table}\n  mAP {out['mAP']:.4f}  NDS {out['NDS']:.4f}  "
+            + "  ".join(f"{k} {out[k]:.4f}" for k in TP_NAMES.values()))
+        return out
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
