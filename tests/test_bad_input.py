@@ -1,5 +1,7 @@
 """Bad input raises errors that name the file or field and say what was expected; writes are atomic."""
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -137,6 +139,20 @@ def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError
     assert not (tmp_path / "new.bin").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_write_gives_the_mode_of_a_plain_open(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        dump_pickle_atomic({"v": 1}, tmp_path / "atomic.pkl")
+        with open(tmp_path / "plain.pkl", "wb") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "atomic.pkl").stat().st_mode)
+    assert mode == 0o666 & ~umask == stat.S_IMODE((tmp_path / "plain.pkl").stat().st_mode), oct(mode)
+    assert old == os.umask(old)  # the writer put the process umask back
 
 
 def test_checkpoint_backend_keeps_old_file_when_a_save_fails(tmp_path, monkeypatch):

@@ -21,12 +21,21 @@ def require_file(path: PathLike, what: str = "file") -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block finishes.
 
     An interrupted writer (exception, Ctrl-C, kill between write and rename) never leaves a half-written
-    ``path`` behind: either the old file (or none) or the complete new one is there.
+    ``path`` behind: either the old file (or none) or the complete new one is there. The file gets the mode a
+    plain ``open(path, "w")`` would give (0666 minus the umask), not the 0600 of a temporary file, so others
+    on a shared machine can read it when the umask lets them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +44,7 @@ def atomic_write(path: PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
