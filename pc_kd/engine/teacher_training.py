@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from PIL import Image
 
+from pc_kd.models.backbones.image_teachers import IMAGENET_MEAN, IMAGENET_STD
 from pc_kd.utils.io import atomic_write
 
-# ImageNet statistics, the normalisation every pc_kd teacher applies (see ModuleTeacher)
-IMAGE_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-IMAGE_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+# the normalisation ModuleTeacher applies when it runs the trained net
+IMAGE_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+IMAGE_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def load_labelled_frames(dataset):

@@ -67,8 +67,8 @@ def segment_fill(values: torch.Tensor, mask: torch.Tensor, segments: torch.Tenso
     """Give every point the mean of ``values [N, C]`` over the ``mask``-ed points of its segment.
 
     Returns ``filled [N, C]`` (zeros where nothing is masked) and ``filled_mask [N]``: True where the point's
-    segment has at least one masked point. A point with segment -1 is a segment of its own. (PointDC distils such super-voxel means of the
-    2D features, which also reach the unseen points of a partly seen super-voxel.)
+    segment has at least one masked point. A point with segment -1 is a segment of its own. (PointDC distils
+    such super-voxel means of the 2D features, which also reach the unseen points of a partly seen super-voxel.)
     """
     seg = torch.where(segments >= 0, segments, -1 - torch.arange(len(segments), device=segments.device))
     _, inverse = torch.unique(seg, return_inverse=True)

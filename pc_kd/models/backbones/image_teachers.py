@@ -29,9 +29,14 @@ def load_weights(module: nn.Module, path: str, prefix: str = "") -> None:
     module.load_state_dict(state)
 
 
+# ImageNet statistics: the input normalisation of every pc_kd teacher (and of TinySegNet's training)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class _FrozenTeacher(nn.Module):
     def __init__(self, stride: Optional[int] = None, fp16: bool = False,
-                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)):
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
         super().__init__()
         self.stride, self.fp16 = stride, fp16
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
