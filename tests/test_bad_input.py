@@ -176,3 +176,22 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     torch.save({"state_dict": {}, "obj": pickle.PickleError("x")}, path)
     with pytest.raises(RuntimeError, match=r"evil.pth holds objects outside pc_kd's allowlist"):
         load_local_checkpoint(str(path))
+
+
+def test_teacher_frames_without_2d_labels_are_named():
+    from pc_kd.engine.teacher_training import load_labelled_frames
+
+    class Frames:  # the two calls load_labelled_frames makes of a dataset
+        def __init__(self, frames):
+            self.frames = frames
+
+        def __len__(self):
+            return 1
+
+        def get_data_info(self, i):
+            return {"images": self.frames}
+
+    with pytest.raises(KeyError, match=r"frame rooms/frame_007.jpg has no 2D label image \(label_path\)"):
+        load_labelled_frames(Frames([{"img_path": "rooms/frame_007.jpg"}]))
+    with pytest.raises(ValueError, match="lists no frames"):
+        load_labelled_frames(Frames([]))
