@@ -1,5 +1,5 @@
-# pc_kd: `make demo` runs the image -> 3D distillation demo (`make demo-full`: 3 seeds); `make test` runs the
-# test suite.
+# pc_kd: `make demo` runs the image -> 3D distillation demo (`make demo-full`: 3 seeds), `make demo-bev` the BEV
+# detection demo; `make test` runs the test suite.
 # Both create .venv on first use. TORCH picks the torch build (CPU wheel by default; a CUDA machine can
 # pass e.g. TORCH="torch==2.13.0 --index-url <your CUDA index>").
 PYTHON ?= python3
@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pc_kd-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo demo-full demo-supervised teacher clean
+.PHONY: install test demo demo-full demo-bev demo-supervised teacher clean
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: install
 
 demo-full: install
 	$(PY) tools/demo.py --work-dir work_dirs/demo_full --seeds 0 1 2
+
+# BEV detection: LiDAR, camera and fusion detectors on synthetic driving scenes, scored with the nuScenes metric.
+demo-bev: install
+	$(PY) tools/demo_bev.py --work-dir work_dirs/demo_bev
 
 # Re-make the demo's 2D teacher (checkpoints/) from its own rooms; minutes on 2 cores.
 teacher: install

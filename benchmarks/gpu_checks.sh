@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One prepared GPU session: kernel tests on CUDA (no interpreter), then the three benchmarks on the GPU.
+# One prepared GPU session: kernel tests on CUDA (no interpreter), then the op benchmarks and a training step of
+# the nuScenes camera detector (LSS, 6 x 256 x 704, batch 4: peak memory, Triton vs twin bev_pool) on the GPU.
 # Needs torch with CUDA, triton, and pc_kd importable (pip install -e . or PYTHONPATH=.).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,6 @@ cd benchmarks
 python bench_backproject.py --device cuda --repeats 3 --json "../$out/backproject.json" 2>&1 | tee "../$out/bench.log"
 python bench_bev_pool.py --device cuda --repeats 10 --json "../$out/bev_pool.json" 2>&1 | tee -a "../$out/bench.log"
 python bench_voxel_scatter.py --device cuda --repeats 10 --json "../$out/voxel_scatter.json" 2>&1 \
+    | tee -a "../$out/bench.log"
+python bench_lss_step.py --device cuda --batch 4 --repeats 3 --json "../$out/lss_step.json" 2>&1 \
     | tee -a "../$out/bench.log"

@@ -7,6 +7,7 @@ import pytest
 
 from pc_kd.evaluation import nuscenes_detection_scores
 from pc_kd.evaluation.nuscenes_det import CLASS_RANGE
+from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES
 
 ATTRIBUTE = {"car": "vehicle.moving", "truck": "vehicle.parked", "bus": "vehicle.moving",
              "trailer": "vehicle.parked", "construction_vehicle": "vehicle.parked",
@@ -236,3 +237,115 @@ def test_metric_scores_the_real_sample_and_writes_a_results_json_the_devkit_load
     assert len(loaded[info["token"]]) == len(inst)
     assert {b.attribute_name for b in loaded[info["token"]]} <= {"vehicle.parked", "pedestrian.standing", "",
                                                                 "vehicle.stopped", "cycle.without_rider"}
+
+
+class _Tables:
+    """The few nuScenes tables the devkit's ``DetectionEval`` reads (load_gt, add_center_dist,
+    filter_eval_boxes), duck-typed: samples of scene-0103 (mini_val), their annotations, LiDAR sample data and
+    ego poses, attributes, and the box velocities."""
+
+    version = "v1.0-mini"
+
+    def __init__(self):
+        self.sample, self.attribute = [], [{"token": f"attr{i}", "name": n} for i, n in enumerate(NUSCENES_ATTRIBUTES)]
+        self._rows = {"scene": {"scene0": {"token": "scene0", "name": "scene-0103"}}, "sample_annotation": {},
+                      "sample_data": {}, "ego_pose": {}, "attribute": {a["token"]: a for a in self.attribute}}
+        self._velocity = {}
+
+    def add_sample(self, token, ego2global, gt_boxes):
+        category = {"car": "vehicle.car", "truck": "vehicle.truck", "bus": "vehicle.bus.rigid",
+                    "trailer": "vehicle.trailer", "construction_vehicle": "vehicle.construction",
+                    "pedestrian": "human.pedestrian.adult", "motorcycle": "vehicle.motorcycle",
+                    "bicycle": "vehicle.bicycle", "traffic_cone": "movable_object.trafficcone",
+                    "barrier": "movable_object.barrier"}
+        anns = []
+        for i, b in enumerate(gt_boxes):
+            ann = f"{token}_ann{i}"
+            attr = [f"attr{NUSCENES_ATTRIBUTES.index(b['attribute_name'])}"] if b["attribute_name"] else []
+            self._rows["sample_annotation"][ann] = dict(
+                token=ann, translation=b["translation"], size=b["size"], rotation=b["rotation"],
+                category_name=category[b["detection_name"]], attribute_tokens=attr, num_lidar_pts=b["num_pts"],
+                num_radar_pts=0)
+            self._velocity[ann] = np.array([*b["velocity"], 0.0])
+            anns.append(ann)
+        self._rows["ego_pose"][f"{token}_pose"] = {"translation": list(ego2global[:3, 3])}
+        self._rows["sample_data"][f"{token}_lidar"] = {"ego_pose_token": f"{token}_pose"}
+        row = {"token": token, "scene_token": "scene0", "anns": anns, "data": {"LIDAR_TOP": f"{token}_lidar"}}
+        self._rows["sample"] = {**self._rows.get("sample", {}), token: row}
+        self.sample.append(row)
+
+    def get(self, table, token):
+        return self._rows[table][token]
+
+    def box_velocity(self, token):
+        return self._velocity[token]
+
+
+def test_metric_equals_the_devkits_detection_eval_end_to_end_on_random_boxes(tmp_path):
+    """LiDAR-frame GT and noisy predictions of all 10 classes through NuScenesDetMetric (which also writes the
+    official results JSON); the devkit's DetectionEval, run on that JSON against the same GT in its tables,
+    gives the same mAP, NDS and TP errors."""
+    import torch
+    from nuscenes.eval.detection.config import config_factory
+    from nuscenes.eval.detection.evaluate import DetectionEval
+
+    from pc_kd.evaluation import NuScenesDetMetric
+    from pc_kd.evaluation.nuscenes_det import lidar_boxes_to_results
+    from pc_kd.structures import Boxes3D, Point3DDataSample
+    from mmengine.structures import InstanceData
+
+    rng = np.random.default_rng(11)
+    classes = list(CLASS_RANGE)
+    metric = NuScenesDetMetric(jsonfile_prefix=str(tmp_path))
+    metric.dataset_meta = dict(classes=classes)
+    tables = _Tables()
+    attr_choices = {"car": [5, 6, 7], "truck": [5, 6], "bus": [5, 7], "trailer": [6], "construction_vehicle": [6],
+                    "pedestrian": [2, 3, 4], "motorcycle": [0, 1], "bicycle": [0, 1], "traffic_cone": [-1],
+                    "barrier": [-1]}
+    for s in range(8):
+        token = f"sample{s}"
+        yaw = rng.uniform(-np.pi, np.pi)
+        ego2global = np.eye(4)
+        ego2global[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+        ego2global[:3, 3] = rng.uniform(100, 1000, 3)
+        lidar2ego = np.eye(4)
+        lidar2ego[:2, :2] = [[0, 1], [-1, 0]]
+        lidar2ego[:3, 3] = [0.9, 0.0, 1.8]
+        n = 14
+        labels = np.arange(s, s + n) % 10
+        gt = np.concatenate([rng.uniform(-45, 45, (n, 2)), rng.uniform(-2, 0, (n, 1)), rng.uniform(0.5, 5, (n, 3)),
+                             rng.uniform(-np.pi, np.pi, (n, 1)), rng.uniform(-4, 4, (n, 2))], 1)
+        attrs = np.array([rng.choice(attr_choices[classes[c]]) for c in labels])
+        num_pts = rng.integers(0, 30, n)
+        keep = rng.uniform(size=n) < 0.8  # some GT is missed
+        pred = gt[keep].copy()
+        pred[:, :3] += rng.normal(0, 0.5, (len(pred), 3))
+        pred[:, 3:6] *= rng.uniform(0.8, 1.2, (len(pred), 3))
+        pred[:, 6] += rng.normal(0, 0.4, len(pred))
+        pred[:, 7:9] += rng.normal(0, 0.8, (len(pred), 2))
+        false = np.concatenate([rng.uniform(-45, 45, (4, 2)), rng.uniform(-2, 0, (4, 1)), rng.uniform(0.5, 5, (4, 3)),
+                                rng.uniform(-3, 3, (4, 1)), rng.uniform(-4, 4, (4, 2))], 1)
+        pred_labels = np.concatenate([labels[keep], rng.integers(0, 10, 4)])
+        sample = Point3DDataSample(metainfo=dict(token=token, lidar2ego=lidar2ego, ego2global=ego2global))
+        sample.gt_instances_3d = InstanceData(bboxes_3d=Boxes3D(gt), labels_3d=torch.from_numpy(labels),
+                                              num_lidar_pts=torch.from_numpy(num_pts),
+                                              attr_labels=torch.from_numpy(attrs))
+        sample.pred_instances_3d = InstanceData(bboxes_3d=Boxes3D(np.concatenate([pred, false])),
+                                                labels_3d=torch.from_numpy(pred_labels),
+                                                scores_3d=torch.from_numpy(rng.uniform(0.05, 1, len(pred_labels))))
+        metric.process({}, [sample.to_dict()])
+        tables.add_sample(token, ego2global, lidar_boxes_to_results(
+            token, Boxes3D(gt), labels, classes, lidar2ego, ego2global, num_pts=num_pts,
+            attributes=[NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in attrs]))
+    ours = metric.evaluate(8)
+    devkit = DetectionEval(tables, config_factory("detection_cvpr_2019"), str(tmp_path / "results_nusc.json"),
+                           "mini_val", str(tmp_path / "devkit"), verbose=False).main(plot_examples=0,
+                                                                                     render_curves=False)
+    assert 0.05 < ours["nuscenes/mAP"] < 0.95
+    assert abs(ours["nuscenes/mAP"] - devkit["mean_ap"]) < 1e-9
+    assert abs(ours["nuscenes/NDS"] - devkit["nd_score"]) < 1e-9
+    for name, key in (("mATE", "trans_err"), ("mASE", "scale_err"), ("mAOE", "orient_err"), ("mAVE", "vel_err"),
+                      ("mAAE", "attr_err")):
+        assert abs(ours[f"nuscenes/{name}"] - devkit["tp_errors"][key]) < 1e-9, name
+    for name in classes:
+        assert abs(ours[f"nuscenes/AP_{name}"] - devkit["mean_dist_aps"][name]) < 1e-9, name

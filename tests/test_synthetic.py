@@ -6,7 +6,7 @@ from PIL import Image
 
 from pc_kd.datasets import ScanNetDataset, SyntheticDrivingDataset, SyntheticIndoorDataset
 from pc_kd.datasets.synthetic import INDOOR_CLASSES, make_indoor_scene
-from pc_kd.datasets.synthetic.driving import OBJECTS, make_driving_scene, simulate_lidar
+from pc_kd.datasets.synthetic.driving import PAINTS, make_driving_scene, simulate_lidar
 from pc_kd.projection import project_points, zbuffer_visibility
 from pc_kd.structures import Boxes3D
 
@@ -110,12 +110,14 @@ def test_synthetic_driving_in_nuscenes_layout_is_consistent(tmp_path):
     stored = np.array([inst["num_lidar_pts"] for inst in info["instances"]])
     # boxes in the LiDAR frame hold the LiDAR hits of their objects (all but the lowest few centimetres)
     assert (counts <= stored).all() and counts.sum() >= 0.9 * stored.sum()
-    # LiDAR hits on an object project onto pixels of that object's colour (lidar2cam and K agree). Per
+    # LiDAR hits on an object project onto pixels of that object's paint (lidar2cam and K agree). Per
     # (camera, object) the median colour is compared, since a few hits are hidden from the camera's viewpoint.
     rig = info["cameras"]
     uv, _, inside = rig.project(out["points"][:, :3].astype(np.float64))
-    palette = np.array([c for _, c, _ in OBJECTS.values()], dtype=float)
-    palette_classes = [ds.metainfo["classes"].index(name) for name in OBJECTS]
+    scene = make_driving_scene(1000)  # the scene of train sample 0 with seed 1
+    np.testing.assert_allclose(scene.boxes_ego[:, 3:6], boxes.tensor[:, 3:6].numpy())
+    chroma_pool = PAINTS / PAINTS.sum(1, keepdims=True)
+    paint_ids = [np.abs(chroma_pool - p / p.sum()).sum(1).argmin() for p in scene.paint]
     groups, agree = 0, 0
     for v, path in enumerate(info["img_paths"]):
         img = np.asarray(Image.open(path).convert("RGB")).astype(float)
@@ -126,7 +128,53 @@ def test_synthetic_driving_in_nuscenes_layout_is_consistent(tmp_path):
             px = np.floor(uv[v][sel]).astype(int)
             colour = np.median(img[px[:, 1], px[:, 0]], axis=0)
             chroma = colour / colour.sum()
-            nearest = np.abs(palette / palette.sum(1, keepdims=True) - chroma).sum(1).argmin()
             groups += 1
-            agree += palette_classes[nearest] == out["gt_labels_3d"][k]
+            agree += np.abs(chroma_pool - chroma).sum(1).argmin() == paint_ids[k]
     assert groups >= 5 and agree / groups >= 0.9
+
+
+def test_raycast_azimuth_culling_equals_testing_every_ray(monkeypatch):
+    from pc_kd.datasets.synthetic import raycast as rc
+    from pc_kd.datasets.synthetic.driving import cam2ego_matrix, render_camera
+    from pc_kd.datasets.synthetic.writer import driving_intrinsic
+
+    scene = make_driving_scene(5, num_objects=30)
+    culled = simulate_lidar(scene, 5), render_camera(scene, cam2ego_matrix(110.0), driving_intrinsic((40, 72)), (40, 72))
+    monkeypatch.setattr(rc, "_azimuth_candidates", lambda origins, dirs, boxes: (lambda k: None))
+    every = simulate_lidar(scene, 5), render_camera(scene, cam2ego_matrix(110.0), driving_intrinsic((40, 72)), (40, 72))
+    np.testing.assert_array_equal(culled[0][0], every[0][0])
+    np.testing.assert_array_equal(culled[0][1], every[0][1])
+    np.testing.assert_array_equal(culled[1], every[1])
+
+
+def test_driving_v2_attributes_paint_and_asymmetric_parts():
+    from pc_kd.datasets.synthetic.driving import NUSCENES_ATTRIBUTES
+
+    scenes = [make_driving_scene(s) for s in range(6)]
+    labels = np.concatenate([s.labels for s in scenes])
+    speed = np.concatenate([np.hypot(*s.velocity_ego.T) for s in scenes])
+    attrs = np.concatenate([s.attr_labels for s in scenes])
+    names = [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in attrs]
+    for lab, v, name in zip(labels, speed, names):
+        cls = ("car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle", "pedestrian",
+               "traffic_cone", "barrier")[lab]
+        expected = {"car": "vehicle.moving" if v > 0.2 else "vehicle.parked",
+                    "truck": "vehicle.moving" if v > 0.2 else "vehicle.parked",
+                    "pedestrian": "pedestrian.moving" if v > 0.2 else "pedestrian.standing"}.get(cls, "")
+        assert name == expected
+    assert 0.3 < (speed[np.isin(labels, [0, 1, 7])] > 0.2).mean() < 0.7  # about half move
+    # one paint pool for all classes: cars and trucks share colours
+    paint = np.concatenate([s.paint for s in scenes])
+    pool = np.abs((PAINTS / PAINTS.sum(1, keepdims=True))[None] - (paint / paint.sum(1, keepdims=True))[:, None]).sum(2).argmin(1)
+    assert len(set(pool[labels == 0]) & set(pool[labels == 1])) >= 2
+    # the parts of a car / truck / pedestrian are not symmetric front to back: their centroid lies off-centre
+    # along the heading
+    for s in scenes:
+        parts, owner, _ = s.parts()
+        for k in np.flatnonzero(np.isin(s.labels, [0, 1, 7])):
+            p = parts[owner == k]
+            vol = p[:, 3] * p[:, 4] * p[:, 5]
+            centroid = (p[:, :2] * vol[:, None]).sum(0) / vol.sum()
+            x, y, _, l, _, _, yaw = s.boxes_ego[k]
+            along = (centroid - [x, y]) @ [np.cos(yaw), np.sin(yaw)]
+            assert abs(along) > 0.01 * l

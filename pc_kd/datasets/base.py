@@ -55,6 +55,12 @@ class InfoFileDataset(BaseDataset):
                              f"mmdet3d v1.x format); got {type(info).__name__} with keys "
                              f"{list(info)[:5] if isinstance(info, dict) else '-'}. Old v0.x infos: re-create "
                              f"them with tools/create_infos.py")
+        version = str(info.get("metainfo", {}).get("info_version", "1.1"))
+        if version != "1.1":
+            raise ValueError(f"info file {self.ann_file}: metainfo.info_version is {version!r}; pc_kd reads version "
+                             f"'1.1' (mmdet3d >= 1.1: boxes [x, y, z, l, w, h, yaw] with the geometric centre, yaw "
+                             f"from +x, in the LiDAR frame). Boxes of other versions are in another frame / yaw "
+                             f"convention: re-create the file with tools/create_infos.py")
         for key, value in info.get("metainfo", {}).items():
             self._metainfo.setdefault(key, value)
         out = []

@@ -15,15 +15,17 @@ class NuScenesDataset(InfoFileDataset):
 
     Each item carries ``cameras`` (a :class:`CameraRig` with K and motion-compensated ``lidar2cam`` per view),
     ``img_paths`` in rig order, ``lidar2ego`` and ``ego2global`` (4x4 float64), and ``instances`` with
-    ``bbox_3d = [x, y, z, l, w, h, yaw]`` (geometric centre, LiDAR frame), ``bbox_label_3d``, ``velocity``.
+    ``bbox_3d = [x, y, z, l, w, h, yaw]`` (geometric centre, LiDAR frame), ``bbox_label_3d``, ``velocity``,
+    optional ``attr_label`` and ``num_lidar_pts``; ``lidar_sweeps`` (earlier sweeps, paths joined, files checked).
 
     Layout under ``data_root``::
 
-        samples/LIDAR_TOP/*.pcd.bin  samples/CAM_*/*.jpg  nuscenes_infos_<split>.pkl
+        samples/LIDAR_TOP/*.pcd.bin  samples/CAM_*/*.jpg  sweeps/LIDAR_TOP/*.pcd.bin  nuscenes_infos_<split>.pkl
     """
 
     METAINFO = dict(classes=NUSCENES_CLASSES)
-    DEFAULT_PREFIX = dict(pts="samples/LIDAR_TOP", img="samples", pts_semantic_mask="", pts_instance_mask="")
+    DEFAULT_PREFIX = dict(pts="samples/LIDAR_TOP", img="samples", sweeps="sweeps/LIDAR_TOP", pts_semantic_mask="",
+                          pts_instance_mask="")
 
     def __init__(self, *args, image_hw=NUSCENES_IMAGE_HW, **kwargs):
         self.image_hw = tuple(image_hw)
@@ -43,8 +45,16 @@ class NuScenesDataset(InfoFileDataset):
             paths.append(self._checked("img", rel, f"images[{name!r}].img_path") if self.check_images
                          else self._join("img", rel))
         info["img_paths"] = paths
-        for inst in info.get("instances", []):
+        sweeps = []
+        for k, sweep in enumerate(info.get("lidar_sweeps", [])):
+            sweep = dict(sweep, lidar_points=dict(sweep["lidar_points"]))
+            sweep["lidar_points"]["lidar_path"] = self._checked(
+                "sweeps", sweep["lidar_points"]["lidar_path"], f"lidar_sweeps[{k}].lidar_points.lidar_path")
+            sweeps.append(sweep)
+        info["lidar_sweeps"] = sweeps
+        for k, inst in enumerate(info.get("instances", [])):
             if len(inst["bbox_3d"]) != 7:
-                raise ValueError(f"{where}: bbox_3d must be [x, y, z, l, w, h, yaw], got {inst['bbox_3d']}")
+                raise ValueError(f"{where}: instances[{k}].bbox_3d must be [x, y, z, l, w, h, yaw] (geometric "
+                                 f"centre, LiDAR frame), got {inst['bbox_3d']}")
         info["lidar2global"] = info["ego2global"] @ info["lidar2ego"]
         return info

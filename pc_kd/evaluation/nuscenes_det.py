@@ -10,6 +10,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from pc_kd.registry import METRICS
+from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES
 from pc_kd.utils.io import atomic_write
 
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
@@ -204,8 +205,10 @@ class NuScenesDetMetric(BaseMetric):
 
     Reads, per data sample: metainfo ``token``, ``lidar2ego`` and ``ego2global`` (4x4), ``pred_instances_3d``
     (``bboxes_3d`` Boxes3D in the LiDAR frame, ``scores_3d``, ``labels_3d``) and ``gt_instances_3d``
-    (``bboxes_3d``, ``labels_3d``, optional ``num_lidar_pts``; GT with 0 points are not scored). Boxes go to
-    the global frame by :func:`lidar_boxes_to_results`, attributes of predictions by the 0.2 m/s rule.
+    (``bboxes_3d``, ``labels_3d``, optional ``num_lidar_pts``, GT with 0 points are not scored, and optional
+    ``attr_labels``, indices into NUSCENES_ATTRIBUTES, -1 = none; without them GT attributes follow the speed
+    rule too). Boxes go to the global frame by :func:`lidar_boxes_to_results`, attributes of predictions by the
+    0.2 m/s rule.
 
     Args:
         classes: scored class names (default: the dataset's ``classes``), nuScenes detection names.
@@ -231,11 +234,14 @@ class NuScenesDetMetric(BaseMetric):
                 if field not in sample:
                     raise KeyError(f"NuScenesDetMetric: sample {token} has no {field!r}")
             pred, gt = sample["pred_instances_3d"], sample["gt_instances_3d"]
-            pts = gt.get("num_lidar_pts")
+            pts, attrs = gt.get("num_lidar_pts"), gt.get("attr_labels")
+            if attrs is not None:
+                attrs = [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in _numpy(attrs).tolist()]
             self.results.append((
                 token,
                 lidar_boxes_to_results(token, gt["bboxes_3d"], _numpy(gt["labels_3d"]), classes, sample["lidar2ego"],
-                                       sample["ego2global"], num_pts=None if pts is None else _numpy(pts)),
+                                       sample["ego2global"], num_pts=None if pts is None else _numpy(pts),
+                                       attributes=attrs),
                 lidar_boxes_to_results(token, pred["bboxes_3d"], _numpy(pred["labels_3d"]), classes,
                                        sample["lidar2ego"], sample["ego2global"], scores=_numpy(pred["scores_3d"]))))
 
@@ -252,7 +258,10 @@ class NuScenesDetMetric(BaseMetric):
                                            self.class_range)
         out = {k: scores[k] for k in ("mAP", "NDS", *TP_NAMES.values())}
         out.update({f"AP_{name}": float(np.mean(list(v.values()))) for name, v in scores["AP"].items()})
-        table = "\n".join(f"  {name:<22s} AP {np.mean(list(v.values())):.4f}" for name, v in scores["AP"].items())
+        head = f"  {'class':<22s} {'AP':>6s} " + " ".join(f"{TP_NAMES[m][1:]:>6s}" for m in TP_METRICS)
+        table = "\n".join([head] + [f"  {name:<22s} {np.mean(list(v.values())):6.4f} "
+                                     + " ".join(f"{scores['tp_errors'][name][m]:6.4f}" for m in TP_METRICS)
+                                     for name, v in scores["AP"].items()])
         MMLogger.get_current_instance().info(
             f"nuScenes detection ({len(gts)} samples):\n{table}\n  mAP {out['mAP']:.4f}  NDS {out['NDS']:.4f}  "
             + "  ".join(f"{k} {out[k]:.4f}" for k in TP_NAMES.values()))

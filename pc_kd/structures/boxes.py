@@ -39,6 +39,12 @@ class Boxes3D:
     def __len__(self):
         return self.tensor.shape[0]
 
+    def __getitem__(self, index) -> "Boxes3D":
+        """Boxes selected by an int64 index, a bool mask or a slice (always a Boxes3D)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1 if index != -1 else None)
+        return Boxes3D(self.tensor[index], with_velocity=self.with_velocity)
+
     def __repr__(self):
         return f"Boxes3D(n={len(self)}, with_velocity={self.with_velocity})"
 
@@ -100,6 +106,22 @@ class Boxes3D:
             out[:, 7:9] = self.velocity @ rot[:2, :2].T
         return Boxes3D(out)
 
+    def similarity(self, mat) -> "Boxes3D":
+        """Boxes under ``mat`` (4x4: a rotation about z times a uniform scale, optionally mirrored in x and/or y,
+        plus a translation; e.g. a BEV augmentation): centres and velocities are mapped, sizes scaled, the heading
+        vector mapped (a mirror reverses the sense of yaw)."""
+        mat = np.asarray(mat, dtype=np.float64)
+        t = self.tensor.clone()
+        lin = torch.as_tensor(mat[:3, :3]).to(t)
+        scale = float(np.cbrt(abs(np.linalg.det(mat[:3, :3]))))
+        t[:, :3] = t[:, :3] @ lin.T + torch.as_tensor(mat[:3, 3]).to(t)
+        t[:, 3:6] *= scale
+        heading = torch.stack([torch.cos(t[:, 6]), torch.sin(t[:, 6])], -1) @ lin[:2, :2].T
+        t[:, 6] = torch.atan2(heading[:, 1], heading[:, 0])
+        if self.with_velocity:
+            t[:, 7:9] = t[:, 7:9] @ lin[:2, :2].T
+        return Boxes3D(t)
+
     def points_in_boxes(self, points) -> torch.Tensor:
         """``[N_points]`` int64 index of the box containing each point (first one), -1 for none."""
         points = torch.as_tensor(points).to(self.tensor)[:, :3]
@@ -111,5 +133,6 @@ class Boxes3D:
         idx = torch.where(inside.any(0), inside.float().argmax(0), torch.full_like(inside[0], -1, dtype=torch.long))
         return idx.long()
 
-    def to(self, device) -> "Boxes3D":
-        return Boxes3D(self.tensor.to(device))
+    def to(self, *args, **kwargs) -> "Boxes3D":
+        """Boxes on another device / dtype (arguments as ``torch.Tensor.to``)."""
+        return Boxes3D(self.tensor.to(*args, **kwargs))

@@ -14,6 +14,9 @@ S3DIS_CLASSES = ("ceiling", "floor", "wall", "beam", "column", "window", "door",
 
 NUSCENES_CLASSES = ("car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle",
                     "pedestrian", "traffic_cone", "barrier")
+# nuScenes attribute names, in the order of mmdet3d's ``attr_label`` (index into this tuple; -1 = none)
+NUSCENES_ATTRIBUTES = ("cycle.with_rider", "cycle.without_rider", "pedestrian.moving", "pedestrian.standing",
+                       "pedestrian.sitting_lying_down", "vehicle.moving", "vehicle.parked", "vehicle.stopped")
 # nuScenes category name -> detection class (the devkit's detection challenge mapping).
 NUSCENES_CATEGORY_TO_CLASS = {
     "movable_object.barrier": "barrier", "vehicle.bicycle": "bicycle", "vehicle.bus.bendy": "bus",

@@ -40,7 +40,10 @@ class Point3DDataSample(BaseDataElement):
     frames = _typed_field("frames", BaseDataElement,
                           "posed frames for an online teacher: ``images [V, 3, H, W]`` (0..1), ``lidar2img "
                           "[V, 4, 4]`` (after augmentation), optional ``depth [V, H, W]`` metres.")
+    depth_maps = _typed_field("depth_maps", torch.Tensor,
+                              "``[V, H, W]`` float32 LiDAR depth (metres) per camera image, 0 = no point.")
     gt_instances_3d = _typed_field("gt_instances_3d", InstanceData,
-                                   "``bboxes_3d`` (Boxes3D), ``labels_3d [M]`` int64.")
+                                   "``bboxes_3d`` (Boxes3D), ``labels_3d [M]`` int64 (+ ``num_lidar_pts``, "
+                                   "``attr_labels`` for detection).")
     pred_instances_3d = _typed_field("pred_instances_3d", InstanceData,
                                      "``bboxes_3d`` (Boxes3D), ``scores_3d [M]``, ``labels_3d [M]``.")

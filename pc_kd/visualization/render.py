@@ -51,11 +51,18 @@ def pca_colors(feats: np.ndarray, mask: np.ndarray = None) -> np.ndarray:
     return out
 
 
+# box edges over the corner order of pc_kd.structures.Boxes3D.corners (front face 0-3, back face 4-7), plus a
+# cross on the front face so the heading shows
+BOX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7), (0, 2),
+             (1, 3)]
+
+
 def render_points(points: np.ndarray, colors: np.ndarray, out_png, width: int = 960, height: int = 720,
-                  view: str = "iso", point_size: float = 3.0, max_height: float = None) -> Path:
+                  view: str = "iso", point_size: float = 3.0, max_height: float = None, boxes=()) -> Path:
     """Render ``points [N, 3]`` (metres, z up) with ``colors [N, 3]`` (0..1) to a PNG, atomically.
 
-    ``view``: ``iso`` (from above a corner) or ``top``; ``max_height`` hides points above it (a ceiling).
+    ``view``: ``iso`` (from above a corner) or ``top``; ``max_height`` hides points above it (a ceiling);
+    ``boxes``: ``(corners [K, 8, 3], rgb)`` pairs drawn as wire frames (``Boxes3D.corners()`` order).
     """
     o3d = _open3d()
     points = np.asarray(points, dtype=np.float64)
@@ -72,6 +79,17 @@ def render_points(points: np.ndarray, colors: np.ndarray, out_png, width: int = 
     material = o3d.visualization.rendering.MaterialRecord()
     material.shader, material.point_size = "defaultUnlit", point_size
     renderer.scene.add_geometry("points", cloud, material)
+    line_material = o3d.visualization.rendering.MaterialRecord()
+    line_material.shader, line_material.line_width = "unlitLine", 2.0
+    for i, (corners, rgb) in enumerate(boxes):
+        corners = np.asarray(corners, dtype=np.float64).reshape(-1, 8, 3)
+        if len(corners) == 0:
+            continue
+        lines = np.array([[k * 8 + a, k * 8 + b] for k in range(len(corners)) for a, b in BOX_EDGES])
+        frame = o3d.geometry.LineSet(o3d.utility.Vector3dVector(corners.reshape(-1, 3)),
+                                     o3d.utility.Vector2iVector(lines))
+        frame.colors = o3d.utility.Vector3dVector(np.tile(np.asarray(rgb, dtype=np.float64), (len(lines), 1)))
+        renderer.scene.add_geometry(f"boxes{i}", frame, line_material)
     lo, hi = points.min(0), points.max(0)
     centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
     if view == "top":

@@ -41,7 +41,8 @@ class SyntheticDrivingDataset(NuScenesDataset):
     barrier) in the nuScenes layout; see :func:`pc_kd.datasets.synthetic.write_driving_dataset`."""
 
     def __init__(self, data_root: str = "data/synthetic_driving", split: str = "train", num_samples: int = 4,
-                 seed: int = 0, image_hw=(225, 400), num_objects: int = 24, **kwargs):
+                 seed: int = 0, image_hw=(225, 400), num_objects: int = 24, num_sweeps: int = 0, **kwargs):
         ann_file = _generate_once(write_driving_dataset, root=data_root, split=split, num_samples=num_samples,
-                                  seed=seed, image_hw=tuple(image_hw), num_objects=num_objects)
+                                  seed=seed, image_hw=tuple(image_hw), num_objects=num_objects,
+                                  num_sweeps=num_sweeps)
         super().__init__(ann_file=ann_file.name, data_root=str(data_root), image_hw=tuple(image_hw), **kwargs)

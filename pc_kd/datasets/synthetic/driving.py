@@ -8,18 +8,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pc_kd.structures.class_names import NUSCENES_CLASSES
+from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES, NUSCENES_CLASSES
 
 from .raycast import raycast
 
-# class -> (l, w, h) in metres, base colour, LiDAR intensity
+# class -> nominal (l, w, h) in metres
 OBJECTS = {
-    "car": ((4.6, 1.95, 1.7), (200, 40, 40), 60),
-    "truck": ((7.5, 2.6, 3.2), (230, 190, 40), 80),
-    "pedestrian": ((0.7, 0.7, 1.75), (40, 90, 220), 30),
-    "traffic_cone": ((0.45, 0.45, 0.8), (250, 120, 20), 150),
-    "barrier": ((0.5, 2.2, 1.0), (230, 230, 230), 120),
+    "car": (4.6, 1.95, 1.7),
+    "truck": (7.5, 2.6, 3.2),
+    "pedestrian": (0.7, 0.7, 1.75),
+    "traffic_cone": (0.45, 0.45, 0.8),
+    "barrier": (0.5, 2.2, 1.0),
 }
+# every object draws its paint from this one pool, whatever its class (a red car and a red truck both exist)
+PAINTS = np.array([[200, 40, 40], [230, 190, 40], [40, 90, 220], [250, 120, 20], [230, 230, 230], [35, 35, 40],
+                   [150, 150, 160], [40, 150, 70], [120, 60, 160], [90, 60, 40]], dtype=np.float64)
+# the parts of each class in box units: (centre x, y, z as fractions of l, w, h; size fractions; shade). The
+# fronts differ from the backs (a car's cabin sits behind its hood, a truck's cab is lower than its cargo box,
+# a pedestrian carries a backpack), so the heading is observable; cones and barriers are symmetric.
+PARTS = {
+    "car": [(0.0, 0.0, -0.2, 1.0, 1.0, 0.6, 1.0), (-0.12, 0.0, 0.3, 0.5, 0.9, 0.4, 0.35)],
+    "truck": [(-0.13, 0.0, 0.0, 0.74, 1.0, 1.0, 1.0), (0.37, 0.0, -0.125, 0.24, 0.95, 0.75, 0.6)],
+    "pedestrian": [(0.15, 0.0, 0.0, 0.5, 0.8, 1.0, 1.0), (-0.3, 0.0, 0.15, 0.35, 0.6, 0.4, 0.5)],
+    "traffic_cone": [(0.0, 0.0, -0.4, 1.0, 1.0, 0.2, 1.0), (0.0, 0.0, 0.1, 0.55, 0.55, 0.8, 1.0)],
+    "barrier": [(0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)],
+}
+MOVABLE_SPEED = {"car": 10.0, "truck": 8.0, "pedestrian": 1.5}  # maximum speed (m/s) of a moving object
+SWEEP_DT = 0.5  # seconds between the previous LiDAR sweep and the key frame
 CAMERA_YAWS = {"CAM_FRONT": 0.0, "CAM_FRONT_RIGHT": -55.0, "CAM_FRONT_LEFT": 55.0, "CAM_BACK": 180.0,
                "CAM_BACK_LEFT": 110.0, "CAM_BACK_RIGHT": -110.0}
 BEAM_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)
@@ -45,28 +60,55 @@ def cam2ego_matrix(yaw_deg: float) -> np.ndarray:
 
 @dataclass
 class DrivingScene:
-    """``boxes_ego [K, 7]`` (x y z l w h yaw, ego frame, geometric centre), ``labels [K]`` (NUSCENES_CLASSES
-    index), ``velocity_ego [K, 2]``, ``ego2global [4, 4]``."""
+    """One synthetic key frame in the ego frame (ego static, z = 0 on the ground).
+
+    ``boxes_ego [K, 7]`` (x y z l w h yaw, geometric centre), ``labels [K]`` (NUSCENES_CLASSES index),
+    ``velocity_ego [K, 2]`` (m/s), ``attr_labels [K]`` (NUSCENES_ATTRIBUTES index, -1 for cones and barriers),
+    ``paint [K, 3]`` (RGB 0..255 of each object), ``ego2global [4, 4]``.
+    """
 
     boxes_ego: np.ndarray
     labels: np.ndarray
     velocity_ego: np.ndarray
+    attr_labels: np.ndarray
+    paint: np.ndarray
     ego2global: np.ndarray
+
+    def parts(self, time_offset: float = 0.0):
+        """The boxes the objects are built of, at ``time_offset`` seconds from the key frame (objects move with
+        their velocity): ``parts [P, 7]`` (ego frame), ``owner [P]`` (object index), ``shade [P]``."""
+        parts, owner, shade = [], [], []
+        for k, (x, y, z, l, w, h, yaw) in enumerate(self.boxes_ego):
+            c, s = np.cos(yaw), np.sin(yaw)
+            x, y = x + self.velocity_ego[k, 0] * time_offset, y + self.velocity_ego[k, 1] * time_offset
+            for fx, fy, fz, fl, fw, fh, sh in PARTS[NUSCENES_CLASSES[self.labels[k]]]:
+                px, py = fx * l, fy * w
+                parts.append([x + c * px - s * py, y + s * px + c * py, z + fz * h, fl * l, fw * w, fh * h, yaw])
+                owner.append(k)
+                shade.append(sh)
+        return np.array(parts).reshape(-1, 7), np.array(owner, np.int64), np.array(shade)
+
+
+def _attribute(name: str, speed: float) -> int:
+    if name in ("car", "truck"):
+        return NUSCENES_ATTRIBUTES.index("vehicle.moving" if speed > 0.2 else "vehicle.parked")
+    if name == "pedestrian":
+        return NUSCENES_ATTRIBUTES.index("pedestrian.moving" if speed > 0.2 else "pedestrian.standing")
+    return -1
 
 
 def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0) -> DrivingScene:
-    """Objects placed without overlap on the ground within ``extent`` metres, none on the ego vehicle."""
+    """Objects placed without overlap on the ground within ``extent`` metres, none on the ego vehicle. Half the
+    cars, trucks and pedestrians move (speed up to MOVABLE_SPEED along their heading), the rest stand still."""
     rng = np.random.default_rng(seed)
     names = list(OBJECTS)
     weights = np.array([0.45, 0.1, 0.25, 0.1, 0.1])
-    boxes, labels, velos, placed = [], [], [], []
+    boxes, labels, velos, attrs, paint, placed = [], [], [], [], [], []
     for _ in range(num_objects * 20):
         if len(boxes) == num_objects:
             break
         name = names[rng.choice(len(names), p=weights)]
-        (l, w, h), _, _ = OBJECTS[name]
-        scale = rng.uniform(0.9, 1.1)
-        l, w, h = l * scale, w * scale, h * scale
+        l, w, h = np.array(OBJECTS[name]) * rng.uniform(0.9, 1.1)
         x, y = rng.uniform(-extent, extent, 2)
         radius = np.hypot(l, w) / 2
         if np.hypot(x - 1.0, y) < radius + 4.0 or any(np.hypot(x - px, y - py) < radius + pr + 0.3
@@ -76,20 +118,25 @@ def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0) -
         placed.append((x, y, radius))
         boxes.append([x, y, h / 2, l, w, h, yaw])
         labels.append(NUSCENES_CLASSES.index(name))
-        speed = rng.uniform(0, 10) if name in ("car", "truck") else rng.uniform(0, 1.5) if name == "pedestrian" else 0
+        moving = name in MOVABLE_SPEED and rng.random() < 0.5
+        speed = rng.uniform(0.5, MOVABLE_SPEED[name]) if moving else 0.0
         velos.append([speed * np.cos(yaw), speed * np.sin(yaw)])
+        attrs.append(_attribute(name, speed))
+        paint.append(PAINTS[rng.integers(len(PAINTS))] * rng.uniform(0.85, 1.1))
     yaw = rng.uniform(-np.pi, np.pi)
     ego2global = np.eye(4)
     ego2global[:3, :3] = [[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]]
     ego2global[:3, 3] = (rng.uniform(300, 1500), rng.uniform(300, 1500), 0.0)
     return DrivingScene(np.array(boxes).reshape(-1, 7), np.array(labels, np.int64), np.array(velos).reshape(-1, 2),
-                        ego2global)
+                        np.array(attrs, np.int64), np.clip(np.array(paint).reshape(-1, 3), 0, 255), ego2global)
 
 
-def simulate_lidar(scene: DrivingScene, seed: int, azimuth_step_deg: float = 0.4, max_range: float = 70.0):
-    """Rotating 32-beam LiDAR. Returns ``points [N, 5]`` float32 in the LiDAR frame (x y z intensity ring)
-    and ``target [N]`` (0 ground, k + 1 box k)."""
-    rng = np.random.default_rng(seed + 17)
+def simulate_lidar(scene: DrivingScene, seed: int, azimuth_step_deg: float = 0.4, max_range: float = 70.0,
+                   time_offset: float = 0.0):
+    """Rotating 32-beam LiDAR at ``time_offset`` seconds from the key frame (objects moved by their velocity).
+    Returns ``points [N, 5]`` float32 in the LiDAR frame (x y z intensity ring) and ``target [N]`` (0 ground,
+    k + 1 object k). Intensity follows the paint's brightness (bright paint reflects more), not the class."""
+    rng = np.random.default_rng([seed + 17, int(round(abs(time_offset) * 1000))])
     l2e = lidar2ego_matrix()
     az = np.radians(np.arange(0.0, 360.0, azimuth_step_deg))
     el = np.radians(BEAM_ELEVATIONS_DEG)
@@ -98,28 +145,32 @@ def simulate_lidar(scene: DrivingScene, seed: int, azimuth_step_deg: float = 0.4
                           -1).reshape(-1, 3)
     dirs = dirs_lidar @ l2e[:3, :3].T
     origins = np.broadcast_to(l2e[:3, 3], dirs.shape)
-    hits = raycast(origins, dirs, scene.boxes_ego, max_range=max_range)
+    parts, owner, shade = scene.parts(time_offset)
+    hits = raycast(origins, dirs, parts, max_range=max_range)
     ok = np.isfinite(hits.t)
     t = hits.t[ok] + rng.normal(0, 0.01, ok.sum())
     xyz = dirs_lidar[ok] * t[:, None]
-    target = hits.target[ok]
-    base = np.array([15.0] + [OBJECTS[NUSCENES_CLASSES[c]][2] for c in scene.labels])
-    intensity = np.clip(base[target] + rng.normal(0, 5, len(target)), 0, 255)
+    target = np.where(hits.target[ok] > 0, owner[np.maximum(hits.target[ok] - 1, 0)] + 1, hits.target[ok])
+    part_intensity = 20.0 + 0.5 * scene.paint.mean(1)[owner] * shade
+    base = np.concatenate([[15.0], part_intensity])
+    intensity = np.clip(base[hits.target[ok]] + rng.normal(0, 5, len(t)), 0, 255)
     points = np.concatenate([xyz, intensity[:, None], ring.reshape(-1)[ok][:, None]], 1).astype(np.float32)
     return points, target
 
 
 def render_camera(scene: DrivingScene, cam2ego: np.ndarray, K: np.ndarray, image_hw) -> np.ndarray:
-    """Ray-cast RGB image ``[H, W, 3]`` uint8: shaded class colours, striped grey ground, sky gradient."""
+    """Ray-cast RGB image ``[H, W, 3]`` uint8: shaded object paint (darker cabins / backpacks), striped grey
+    ground, sky gradient."""
     h, w = image_hw
     v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
     rays_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1).reshape(-1, 3)
     dirs = rays_cam @ cam2ego[:3, :3].T
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     origins = np.broadcast_to(cam2ego[:3, 3], dirs.shape)
-    hits = raycast(origins, dirs, scene.boxes_ego, max_range=150.0)
+    parts, owner, part_shade = scene.parts()
+    hits = raycast(origins, dirs, parts, max_range=150.0)
     sky = np.array([150.0, 190.0, 235.0]) * (0.8 + 0.2 * np.clip(-dirs[:, 2:3] * 3 + 0.5, 0, 1))
-    colours = np.array([[110.0, 110.0, 110.0]] + [OBJECTS[NUSCENES_CLASSES[c]][1] for c in scene.labels])
+    colours = np.concatenate([[[110.0, 110.0, 110.0]], scene.paint[owner] * part_shade[:, None]])
     rgb = colours[np.maximum(hits.target, 0)]
     light = np.array([0.3, 0.2, 0.93])
     shade = 0.55 + 0.45 * np.clip(hits.normal @ light / np.linalg.norm(light), 0, 1)

@@ -11,7 +11,7 @@ from pc_kd.structures.class_names import NUSCENES_CLASSES
 from pc_kd.utils.io import atomic_write, dump_pickle_atomic
 
 from ..converters.common import save_array, save_image, save_matrix, write_point_scene
-from .driving import CAMERA_YAWS, cam2ego_matrix, lidar2ego_matrix, make_driving_scene, render_camera, simulate_lidar
+from .driving import CAMERA_YAWS, SWEEP_DT, cam2ego_matrix, lidar2ego_matrix, make_driving_scene, render_camera, simulate_lidar
 from .indoor import INDOOR_CLASSES, make_indoor_scene, render_views, sample_camera_poses
 
 
@@ -104,18 +104,23 @@ def driving_intrinsic(image_hw) -> np.ndarray:
 
 
 def write_driving_dataset(root, split: str = "train", num_samples: int = 4, seed: int = 0,
-                          image_hw=(225, 400), num_objects: int = 24) -> Path:
+                          image_hw=(225, 400), num_objects: int = 24, num_sweeps: int = 0) -> Path:
     """Generate ``num_samples`` driving key frames under ``root`` in the nuScenes layout.
 
     Layout::
 
         samples/LIDAR_TOP/<token>.bin (float32 x y z intensity ring, LiDAR frame)
+        sweeps/LIDAR_TOP/<token>_<k>.bin (``num_sweeps`` earlier sweeps, SWEEP_DT seconds apart)
         samples/CAM_*/<token>.jpg      synthetic_driving_infos_<split>.pkl (mmdet3d v1.x format)
 
-    Seeds and resumption as :func:`write_indoor_dataset` (a sample is complete when its LiDAR file exists).
+    Instances carry ``bbox_3d`` (LiDAR frame), ``bbox_label_3d``, ``velocity`` (LiDAR frame, m/s),
+    ``attr_label`` (index into NUSCENES_ATTRIBUTES, -1 for none) and ``num_lidar_pts``; ``lidar_sweeps`` lists
+    the earlier sweeps (``lidar_points.lidar_path``, ``lidar_points.lidar2sensor`` = key LiDAR -> sweep LiDAR,
+    the identity here since the ego is static, and ``timestamp`` in seconds). Seeds and resumption as
+    :func:`write_indoor_dataset` (a sample is complete when its key-frame LiDAR file exists, written last).
     """
     root = Path(root)
-    params = dict(seed=seed, image_hw=list(image_hw), num_objects=num_objects, version=1)
+    params = dict(seed=seed, image_hw=list(image_hw), num_objects=num_objects, num_sweeps=num_sweeps, version=2)
     _check_params(root, params, "synthetic_driving")
     base = seed * 1000 + (0 if split == "train" else 500)
     K = driving_intrinsic(image_hw)
@@ -129,7 +134,7 @@ def write_driving_dataset(root, split: str = "train", num_samples: int = 4, seed
     for sample_seed in tqdm(todo, desc=f"synthetic driving {split}", disable=not missing, leave=False):
         token = f"synth{sample_seed:05d}"
         scene = make_driving_scene(sample_seed, num_objects=num_objects)
-        points, target = simulate_lidar(scene, sample_seed)
+        timestamp = float(sample_seed)
         images = {}
         for cam, yaw in CAMERA_YAWS.items():
             cam2ego = cam2ego_matrix(yaw)
@@ -138,7 +143,16 @@ def write_driving_dataset(root, split: str = "train", num_samples: int = 4, seed
                            quality=95)
             images[cam] = dict(img_path=f"{token}.jpg", cam2img=K.tolist(), cam2ego=cam2ego.tolist(),
                                lidar2cam=(np.linalg.inv(cam2ego) @ l2e).tolist(), sample_data_token=f"{token}_{cam}",
-                               timestamp=float(sample_seed))
+                               timestamp=timestamp)
+        sweeps = []
+        for k in range(1, num_sweeps + 1):
+            path = f"{token}_{k}.bin"
+            if sample_seed in missing:
+                save_array(simulate_lidar(scene, sample_seed, time_offset=-k * SWEEP_DT)[0],
+                           root / "sweeps" / "LIDAR_TOP" / path, np.float32)
+            sweeps.append(dict(lidar_points=dict(lidar_path=path, lidar2sensor=np.eye(4).tolist()),
+                               timestamp=timestamp - k * SWEEP_DT, sample_data_token=f"{token}_sweep{k}"))
+        points, target = simulate_lidar(scene, sample_seed)
         if sample_seed in missing:
             save_array(points, root / "samples" / "LIDAR_TOP" / f"{token}.bin", np.float32)
         ego2lidar = np.linalg.inv(l2e)
@@ -147,10 +161,10 @@ def write_driving_dataset(root, split: str = "train", num_samples: int = 4, seed
         boxes[:, 6] = np.arctan2(np.sin(boxes[:, 6] + np.pi / 2), np.cos(boxes[:, 6] + np.pi / 2))
         velocity = scene.velocity_ego @ ego2lidar[:2, :2].T
         counts = np.bincount(target, minlength=len(boxes) + 1)[1:]
-        instances = [dict(bbox_3d=box.tolist(), bbox_label_3d=int(lab), velocity=v.tolist(), num_lidar_pts=int(n),
-                          bbox_3d_isvalid=bool(n > 0))
-                     for box, lab, v, n in zip(boxes, scene.labels, velocity, counts)]
-        data_list.append(dict(token=token, sample_idx=token, timestamp=float(sample_seed),
+        instances = [dict(bbox_3d=box.tolist(), bbox_label_3d=int(lab), velocity=v.tolist(), attr_label=int(a),
+                          num_lidar_pts=int(n), bbox_3d_isvalid=bool(n > 0))
+                     for box, lab, v, a, n in zip(boxes, scene.labels, velocity, scene.attr_labels, counts)]
+        data_list.append(dict(token=token, sample_idx=token, timestamp=timestamp, lidar_sweeps=sweeps,
                               ego2global=scene.ego2global.tolist(), images=images, instances=instances,
                               lidar_points=dict(lidar_path=f"{token}.bin", num_pts_feats=5, lidar2ego=l2e.tolist())))
     metainfo = dict(dataset="synthetic_driving", classes=NUSCENES_CLASSES,

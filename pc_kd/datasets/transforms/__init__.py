@@ -1,7 +1,10 @@
 from .augment import RandomRotScaleFlip
+from .detection import (BEVAugment, LoadMultiViewImages, LoadPointsFromMultiSweeps, PackDetInputs,
+                        PointsToDepthMaps)
 from .distill import LoadFusedFeatures, LoadPosedFrames, LoadSuperpoints
 from .formatting import PackPointInputs
 from .loading import LoadAnnotations3D, LoadPointsFromFile
 
-__all__ = ["RandomRotScaleFlip", "LoadFusedFeatures", "LoadPosedFrames", "LoadSuperpoints", "PackPointInputs", "LoadAnnotations3D",
+__all__ = ["BEVAugment", "LoadMultiViewImages", "LoadPointsFromMultiSweeps", "PackDetInputs", "PointsToDepthMaps",
+           "RandomRotScaleFlip", "LoadFusedFeatures", "LoadPosedFrames", "LoadSuperpoints", "PackPointInputs", "LoadAnnotations3D",
            "LoadPointsFromFile"]

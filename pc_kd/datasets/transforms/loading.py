@@ -50,7 +50,8 @@ class LoadAnnotations3D:
     ``seg_label_mapping`` (unknown ids -> 255). Boxes come from ``instances`` (``bbox_3d``,
     ``bbox_label_3d``, optional ``velocity``); labels < 0 are dropped and NaN velocities become 0.
 
-    Adds ``pts_semantic_mask [N]``, ``pts_instance_mask [N]``, ``gt_bboxes_3d`` (Boxes3D), ``gt_labels_3d``.
+    Adds ``pts_semantic_mask [N]``, ``pts_instance_mask [N]``, ``gt_bboxes_3d`` (Boxes3D), ``gt_labels_3d``
+    (and ``num_lidar_pts`` / ``attr_labels`` when every instance has ``num_lidar_pts`` / ``attr_label``).
     """
 
     def __init__(self, with_seg=True, with_instance_mask=False, with_bbox_3d=False, with_velocity=False,
@@ -88,6 +89,13 @@ class LoadAnnotations3D:
                                 dtype=np.float64).reshape(-1, 2)
                 boxes = np.concatenate([boxes, np.nan_to_num(velo, nan=0.0)], 1)
             keep = labels >= 0
-            results["gt_bboxes_3d"] = Boxes3D(boxes[keep], with_velocity=self.with_velocity)
+            try:
+                results["gt_bboxes_3d"] = Boxes3D(boxes[keep], with_velocity=self.with_velocity)
+            except ValueError as err:
+                raise ValueError(f"LoadAnnotations3D: sample {results.get('token', results.get('sample_idx'))}: "
+                                 f"instances[].bbox_3d: {err}") from None
             results["gt_labels_3d"] = labels[keep]
+            for key, out in (("num_lidar_pts", "num_lidar_pts"), ("attr_label", "attr_labels")):
+                if instances and all(key in inst for inst in instances):
+                    results[out] = np.array([inst[key] for inst in instances], dtype=np.int64)[keep]
         return results

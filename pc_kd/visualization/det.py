@@ -1,0 +1,101 @@
+"""Pictures of 3D detections: a BEV plot of GT vs predicted boxes over the LiDAR points, and the predicted boxes
+projected into the camera images (matplotlib, headless, PNG written atomically)."""
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from pc_kd.structures import Boxes3D
+from pc_kd.utils.io import atomic_write
+
+from .bev import label_palette
+from .render import BOX_EDGES
+
+
+def _figure_to_png(fig, out_png, dpi=110) -> Path:
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return out_png
+
+
+def plot_bev_detections(points: np.ndarray, gt_boxes: Boxes3D, gt_labels, pred_boxes: Boxes3D, pred_labels,
+                        pred_scores, classes: Sequence[str], out_png, score_threshold: float = 0.3,
+                        extent: float = 32.0, title: str = "") -> Path:
+    """Top view of ``points [N, >=3]`` (LiDAR frame) with GT boxes (black, dashed) and predictions scoring at least
+    ``score_threshold`` (class colours, a line from the centre to the front shows the heading)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    palette = label_palette(len(classes))
+    fig, ax = plt.subplots(figsize=(8, 8))
+    keep = (np.abs(points[:, 0]) < extent) & (np.abs(points[:, 1]) < extent)
+    ax.scatter(points[keep, 0], points[keep, 1], s=0.3, c="0.6", linewidths=0)
+
+    def draw(boxes, labels, style, colour_of):
+        for corners, box, label in zip(boxes.bev_corners().numpy(), boxes.tensor.numpy(), np.asarray(labels)):
+            ring = np.vstack([corners, corners[:1]])
+            ax.plot(ring[:, 0], ring[:, 1], style, color=colour_of(label), lw=1.2)
+            front = (corners[0] + corners[3]) / 2
+            ax.plot([box[0], front[0]], [box[1], front[1]], "-", color=colour_of(label), lw=1.2)
+
+    draw(gt_boxes, gt_labels, "--", lambda label: "k")
+    sel = np.asarray(pred_scores) >= score_threshold
+    draw(pred_boxes[np.flatnonzero(sel).tolist()] if len(pred_boxes) else pred_boxes, np.asarray(pred_labels)[sel],
+         "-", lambda label: palette[int(label)])
+    present = sorted(set(np.asarray(gt_labels).tolist()) | set(np.asarray(pred_labels)[sel].tolist()))
+    handles = [Line2D([], [], color="k", ls="--", label="ground truth")] + [
+        Line2D([], [], color=palette[c], label=classes[c]) for c in present]
+    ax.legend(handles=handles, loc="upper right", fontsize=8)
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m, LiDAR frame)")
+    ax.set_ylabel("y (m)")
+    ax.set_title(title or f"BEV: ground truth vs predictions (score >= {score_threshold})")
+    fig.tight_layout()
+    return _figure_to_png(fig, out_png)
+
+
+def draw_camera_detections(images: Sequence[np.ndarray], lidar2img: np.ndarray, boxes: Boxes3D, labels, scores,
+                           classes: Sequence[str], out_png, cam_names: Optional[Sequence[str]] = None,
+                           score_threshold: float = 0.3, columns: int = 3) -> Path:
+    """The camera images (``[H, W, 3]`` uint8 or 0..1 floats, rig order) with the predicted boxes scoring at
+    least ``score_threshold`` projected by ``lidar2img [V, 4, 4]`` (edges with both ends in front of the camera)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    palette = label_palette(len(classes))
+    sel = np.flatnonzero(np.asarray(scores) >= score_threshold).tolist()
+    corners = boxes[sel].corners().numpy() if sel else np.zeros((0, 8, 3))
+    labels = np.asarray(labels)[sel]
+    rows = int(np.ceil(len(images) / columns))
+    h, w = images[0].shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows * h / w + 0.4), squeeze=False)
+    for v, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if v >= len(images):
+            continue
+        ax.imshow(images[v])
+        pts = np.concatenate([corners.reshape(-1, 3), np.ones((corners.size // 3, 1))], 1) @ lidar2img[v].T
+        depth = pts[:, 2].reshape(-1, 8)
+        uv = (pts[:, :2] / np.maximum(pts[:, 2:3], 1e-6)).reshape(-1, 8, 2)
+        for k in range(len(corners)):
+            for a, b in BOX_EDGES:
+                if depth[k, a] > 0.1 and depth[k, b] > 0.1:
+                    ax.plot(uv[k, [a, b], 0], uv[k, [a, b], 1], "-", color=palette[int(labels[k])], lw=1.0)
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        if cam_names:
+            ax.set_title(cam_names[v], fontsize=9)
+    fig.tight_layout()
+    return _figure_to_png(fig, out_png)

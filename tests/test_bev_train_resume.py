@@ -1,0 +1,101 @@
+"""The synthetic-driving LiDAR and camera detector configs train through tools/train.py, resume after a
+kill -9 from the last checkpoint, and tools/test.py scores them with the nuScenes metric."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"lidar": "supervised_centerpoint-pillar_none_synthetic-driving.py",
+           "camera": "supervised_lss-camera_none_synthetic-driving.py"}
+TOTAL_ITERS = 12
+pytestmark = pytest.mark.slow
+
+
+def _options(data_root, max_iters, work):
+    opts = [f"train_cfg.max_iters={max_iters}", "train_cfg.val_interval=1000", "train_dataloader.batch_size=2",
+            "default_hooks.checkpoint.interval=4", "default_hooks.checkpoint.max_keep_ckpts=-1",
+            "default_hooks.logger.interval=1", "log_processor.window_size=1",
+            f"test_evaluator.jsonfile_prefix={work}/results"]
+    for loader, n in (("train_dataloader", 4), ("val_dataloader", 2), ("test_dataloader", 2)):
+        opts += [f"{loader}.dataset.{kv}" for kv in
+                 (f"num_samples={n}", f"data_root={data_root}", "image_hw=[48,96]", "num_objects=12")]
+    return opts
+
+
+def _losses(log_text):
+    return [(int(i), float(v)) for i, v in re.findall(r"Iter\(train\)\s+\[\s*(\d+)/\d+\].*?\sloss: ([0-9.]+)", log_text)]
+
+
+@pytest.mark.parametrize("kind", list(CONFIGS))
+def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
+    config = ROOT / "configs" / "supervised" / CONFIGS[kind]
+    work, data = tmp_path / "work", tmp_path / "data"
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "tools/train.py", str(config), "--work-dir", str(work), "--cfg-options",
+           *_options(data, 200, work)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (work / "iter_4.pth").exists():
+        assert proc.poll() is None, f"training stopped early:\n{proc.stdout.read()[-3000:]}"
+        assert time.time() < deadline, "no iter_4.pth after 300 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first_log = proc.stdout.read()
+    done = sorted(int(p.stem.split("_")[1]) for p in work.glob("iter_*.pth"))
+    assert done and done[-1] < 200
+    for ckpt in work.glob("iter_*.pth"):
+        torch.load(ckpt, map_location="cpu", weights_only=False)
+
+    resumed = subprocess.run([sys.executable, "tools/train.py", str(config), "--work-dir", str(work), "--resume",
+                              "--cfg-options", *_options(data, TOTAL_ITERS, work)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-4000:]
+    match = re.search(r"resumed epoch: \d+, iter: (\d+)", log)
+    assert match and int(match.group(1)) == done[-1], log[-3000:]
+    losses = _losses(log)
+    assert losses and losses[0][0] == done[-1] + 1  # continues after the checkpoint, not from iteration 1
+    assert losses[0][1] < _losses(first_log)[0][1]  # weights and optimiser state came back
+    final = torch.load(work / f"iter_{TOTAL_ITERS}.pth", map_location="cpu", weights_only=False)
+    assert final["meta"]["iter"] == TOTAL_ITERS
+
+    tested = subprocess.run([sys.executable, "tools/test.py", str(config), str(work / f"iter_{TOTAL_ITERS}.pth"),
+                             "--work-dir", str(work), "--cfg-options", *_options(data, 1, work)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    out = tested.stdout + tested.stderr
+    assert tested.returncode == 0, out[-4000:]
+    m = re.search(r"Iter\(test\).*nuscenes/mAP: ([0-9.]+)\s+nuscenes/NDS: ([0-9.]+)", out)
+    assert m and 0 <= float(m.group(1)) <= 1 and 0 <= float(m.group(2)) <= 1, out[-3000:]
+    results = json.loads((work / "results" / "results_nusc.json").read_text())
+    assert results["meta"]["use_camera"] == (kind == "camera") and len(results["results"]) == 2
+
+
+def test_demo_bev_trains_scores_and_draws(tmp_path):
+    work = tmp_path / "demo"
+    opts = _options(tmp_path / "data", 3, work)
+    opts = [o for o in opts if not o.startswith(("default_hooks.checkpoint.interval", "test_evaluator"))]
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    out = subprocess.run([sys.executable, "tools/demo_bev.py", "--work-dir", str(work), "--cfg-options", *opts],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    for row in ("| lidar |", "| camera |", "| fusion |", "| random boxes |", "| ground truth boxes |"):
+        assert row in log
+    assert re.search(r"camera: final depth loss [0-9.]+, bev_pool share of a training step [0-9.]+ %", log)
+    results = json.loads((work / "results.json").read_text())
+    assert results["reference"]["ground truth"]["mAP"] == pytest.approx(1.0)
+    assert results["reference"]["random"]["mAP"] < 0.15  # a floor: 4 m matches happen by chance
+    from PIL import Image
+
+    for name in ("bev_lidar", "cameras_camera", "bev_fusion", "cameras_fusion"):
+        with Image.open(work / f"{name}.png") as img:
+            assert img.size[0] > 500 and img.size[1] > 300

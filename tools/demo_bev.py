@@ -1,0 +1,239 @@
+"""BEV detection on synthetic driving scenes, end to end: generate 64 + 64 key frames (cached), train the LiDAR,
+camera and fusion detectors by the Runner, score each with the nuScenes metric, print one table, draw pictures.
+
+    python tools/demo_bev.py [--work-dir work_dirs/demo_bev] [--seeds 0 1 2] [--detectors lidar camera fusion]
+        [--cfg-options k=v ...]
+
+Rows: the three detectors (mean +- std over seeds), and two rows that need no training, scored the same way: a
+floor (random boxes: uniform positions, class-mean sizes) and a ceiling (the GT boxes themselves). Also
+reported: training and metric seconds, the camera detector's final depth loss and the share of its training
+step spent in ``bev_pool``. Pictures of the first validation frame (first seed): ``bev_<detector>.png`` (GT vs
+predictions over the LiDAR points), ``cameras_<detector>.png`` (predictions in the six images) and
+``render_<detector>.png`` (open3d, when installed). A JSON of every number goes to ``results.json``.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+
+ROOT = Path(__file__).resolve().parents[1] / "configs" / "supervised"
+DETECTORS = {"lidar": ROOT / "supervised_centerpoint-pillar_none_synthetic-driving.py",
+             "camera": ROOT / "supervised_lss-camera_none_synthetic-driving.py",
+             "fusion": ROOT / "supervised_bevfusion_none_synthetic-driving.py"}
+METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
+
+
+def train_and_test(name, seed, work_dir, options):
+    """Train detector ``name`` with ``seed`` by the Runner; return its runner and test metrics (+ timings)."""
+    from pc_kd.engine import build_runner
+
+    cfg = Config.fromfile(DETECTORS[name])
+    cfg.merge_from_dict(options)
+    cfg.work_dir, cfg.randomness = str(work_dir), dict(seed=seed, deterministic=False)
+    cfg.experiment_name = f"demo_bev_{name}_seed{seed}"  # one logger per run in this process
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1  # scored once, by runner.test() below
+    runner = build_runner(cfg, str(DETECTORS[name]))
+    start = time.perf_counter()
+    runner.train()
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = runner.test()
+    test_s = time.perf_counter() - start
+    out = {k: float(metrics[f"nuscenes/{k}"]) for k in METRICS}
+    out.update(train_s=train_s, test_s=test_s, iters=cfg.train_cfg.max_iters,
+               batch_size=cfg.train_dataloader.batch_size)
+    scalars = runner.message_hub.log_scalars
+    if "train/loss_depth" in scalars:
+        out["final_depth_loss"] = float(scalars["train/loss_depth"].mean(20))
+    return runner, out
+
+
+class _Mark(torch.autograd.Function):
+    """Identity whose backward records the time it runs (brackets bev_pool's backward)."""
+
+    @staticmethod
+    def forward(ctx, x, stamps, key):
+        ctx.stamps, ctx.key = stamps, key
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.stamps.setdefault(ctx.key, time.perf_counter())
+        return grad, None, None
+
+
+def bev_pool_share(runner, steps=3):
+    """Share of a camera training step (forward + backward) spent in ``bev_pool`` (its forward and backward),
+    median over ``steps`` steps on one batch."""
+    from pc_kd.engine import bare_model
+    from pc_kd.models.backbones import camera_bev
+
+    model = bare_model(runner.model).train()
+    batch = next(iter(runner.train_dataloader))
+    original, shares = camera_bev.bev_pool, []
+    for _ in range(steps + 1):  # the first is a warm-up
+        stamps, forward_s = {}, []
+
+        def timed(depth, context, *args, **kwargs):
+            depth, context = _Mark.apply(depth, stamps, "end"), _Mark.apply(context, stamps, "end")
+            start = time.perf_counter()
+            out = original(depth, context, *args, **kwargs)
+            forward_s.append(time.perf_counter() - start)
+            return _Mark.apply(out, stamps, "start")
+
+        camera_bev.bev_pool = timed
+        try:
+            start = time.perf_counter()
+            data = model.data_preprocessor(batch, True)
+            sum(model(**data, mode="loss").values()).backward()
+            step = time.perf_counter() - start
+        finally:
+            camera_bev.bev_pool = original
+        model.zero_grad()
+        shares.append((sum(forward_s) + stamps["end"] - stamps["start"]) / step)
+    return float(np.median(shares[1:]))
+
+
+def reference_rows(dataset, classes, class_range, seed=0):
+    """Scores of random boxes (a floor) and of the GT boxes themselves (the ceiling) with the same metric."""
+    from pc_kd.evaluation import nuscenes_detection_scores
+    from pc_kd.evaluation.nuscenes_det import lidar_boxes_to_results
+    from pc_kd.structures import Boxes3D
+
+    rng = np.random.default_rng(seed)
+    gts, rand, ceiling = {}, {}, {}
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    all_boxes = np.concatenate([np.array([inst["bbox_3d"] for inst in info["instances"]]) for info in infos])
+    all_labels = np.concatenate([np.array([inst["bbox_label_3d"] for inst in info["instances"]]) for info in infos])
+    mean_size = {c: all_boxes[all_labels == c, 3:6].mean(0) for c in np.unique(all_labels)}
+    for info in infos:
+        token = info["token"]
+        boxes = np.array([inst["bbox_3d"] + list(inst["velocity"]) for inst in info["instances"]])
+        labels = np.array([inst["bbox_label_3d"] for inst in info["instances"]])
+        attrs = [inst.get("attr_label", -1) for inst in info["instances"]]
+        from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES
+
+        names = [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in attrs]
+        args = (info["lidar2ego"], info["ego2global"])
+        gts[token] = lidar_boxes_to_results(token, Boxes3D(boxes), labels, dataset.metainfo["classes"], *args,
+                                            num_pts=[inst["num_lidar_pts"] for inst in info["instances"]],
+                                            attributes=names)
+        ceiling[token] = lidar_boxes_to_results(token, Boxes3D(boxes), labels, dataset.metainfo["classes"], *args,
+                                                scores=np.linspace(1, 0.5, len(boxes)))
+        n = 50
+        lab = rng.choice(list(mean_size), n)
+        rb = np.concatenate([rng.uniform(-32, 32, (n, 2)), np.full((n, 1), -1.0), np.stack([mean_size[c] for c in lab]),
+                             rng.uniform(-np.pi, np.pi, (n, 1)), np.zeros((n, 2))], 1)
+        rand[token] = lidar_boxes_to_results(token, Boxes3D(rb), lab, dataset.metainfo["classes"], *args,
+                                             scores=rng.uniform(0, 1, n))
+    rows = {}
+    for key, preds in (("random", rand), ("ground truth", ceiling)):
+        s = nuscenes_detection_scores(gts, preds, classes, class_range)
+        rows[key] = {k: float(s[k]) for k in METRICS}
+    return rows
+
+
+def pictures(name, runner, work_dir):
+    """BEV, camera and open3d pictures of the first validation frame."""
+    from pc_kd.engine import bare_model
+    from pc_kd.visualization import draw_camera_detections, plot_bev_detections
+
+    model = bare_model(runner.model).eval()
+    dataset = runner.test_dataloader.dataset
+    batch = runner.test_dataloader.collate_fn([dataset[0]])
+    with torch.no_grad():
+        sample = model.test_step(batch)[0]
+    points = batch["inputs"]["points"][0].numpy()
+    classes = dataset.metainfo["classes"]
+    gt, pred = sample.gt_instances_3d, sample.pred_instances_3d
+    files = [plot_bev_detections(points, gt.bboxes_3d, gt.labels_3d.numpy(), pred.bboxes_3d, pred.labels_3d.numpy(),
+                                 pred.scores_3d.numpy(), classes, Path(work_dir) / f"bev_{name}.png",
+                                 title=f"{name} detector: ground truth (dashed) vs predictions")]
+    if "imgs" in batch["inputs"]:
+        imgs = batch["inputs"]["imgs"][0].permute(0, 2, 3, 1).numpy()
+        files.append(draw_camera_detections(list(imgs), np.asarray(sample.lidar2img), pred.bboxes_3d,
+                                            pred.labels_3d.numpy(), pred.scores_3d.numpy(), classes,
+                                            Path(work_dir) / f"cameras_{name}.png", cam_names=sample.cam_names))
+    try:
+        from pc_kd.visualization import render_points
+
+        keep = pred.scores_3d.numpy() >= 0.3
+        colours = np.tile([[0.45, 0.45, 0.45]], (len(points), 1))
+        files.append(render_points(points[:, :3], colours, Path(work_dir) / f"render_{name}.png", view="iso",
+                                   point_size=2.0, boxes=[(gt.bboxes_3d.corners().numpy(), (0.1, 0.1, 0.1)),
+                                                          (pred.bboxes_3d[np.flatnonzero(keep).tolist()].corners()
+                                                           .numpy() if keep.any() else np.zeros((0, 8, 3)),
+                                                           (0.9, 0.1, 0.1))]))
+    except ImportError as err:
+        print_log(f"no open3d render: {err}", "current")
+    return files
+
+
+def table(per_detector, reference, num_frames):
+    lines = [f"nuScenes detection scores on {num_frames} synthetic validation frames (5 classes, 30 m), "
+             + ("one seed" if len(next(iter(per_detector.values()))) == 1 else
+                f"mean +- std over {len(next(iter(per_detector.values())))} seeds") + ":",
+             "| detector | " + " | ".join(METRICS) + " | train s |", "|---" * (len(METRICS) + 2) + "|"]
+    for name, runs in per_detector.items():
+        cells = []
+        for m in METRICS + ("train_s",):
+            v = np.array([r[m] for r in runs])
+            cells.append(f"{v.mean():.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else "") if m != "train_s"
+                         else f"{v.mean():.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, row in reference.items():
+        lines.append(f"| {name} boxes | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " | - |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", default="work_dirs/demo_bev")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS))
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override entries of every detector config, e.g. train_cfg.max_iters=20")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    work = Path(args.work_dir)
+    per_detector, extras, files = {}, {}, []
+    for name in args.detectors:
+        per_detector[name] = []
+        for seed in args.seeds:
+            runner, out = train_and_test(name, seed, work / f"{name}_seed{seed}", args.cfg_options)
+            if name == "camera" and seed == args.seeds[0]:
+                out["bev_pool_share"] = bev_pool_share(runner)
+            per_detector[name].append(out)
+            print_log(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()), "current")
+            if seed == args.seeds[0]:
+                files += pictures(name, runner, work)
+                dataset = runner.test_dataloader.dataset
+                evaluator = Config.fromfile(DETECTORS[name]).test_evaluator
+                extras["classes"], extras["class_range"] = evaluator["classes"], evaluator["class_range"]
+    reference = reference_rows(dataset, extras["classes"], extras["class_range"])
+    text = table(per_detector, reference, len(dataset))
+    print("\n" + text)
+    for name, runs in per_detector.items():
+        if "final_depth_loss" in runs[0]:
+            print(f"{name}: final depth loss {np.mean([r['final_depth_loss'] for r in runs]):.3f}"
+                  + (f", bev_pool share of a training step {runs[0]['bev_pool_share'] * 100:.1f} %"
+                     if "bev_pool_share" in runs[0] else ""))
+        print(f"{name}: metric on {len(dataset)} frames took {np.mean([r['test_s'] for r in runs]):.1f} s with the "
+              f"test loop (inference included)")
+    print("pictures: " + ", ".join(str(f) for f in files))
+    from pc_kd.utils.io import atomic_write
+
+    out = work / "results.json"
+    with atomic_write(out) as tmp:
+        Path(tmp).write_text(json.dumps(dict(detectors=per_detector, reference=reference), indent=1))
+    return per_detector, reference
+
+
+if __name__ == "__main__":
+    main()
