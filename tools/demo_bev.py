@@ -123,8 +123,9 @@ def reference_rows(dataset, classes, class_range, seed=0):
         gts[token] = lidar_boxes_to_results(token, Boxes3D(boxes), labels, dataset.metainfo["classes"], *args,
                                             num_pts=[inst["num_lidar_pts"] for inst in info["instances"]],
                                             attributes=names)
-        ceiling[token] = lidar_boxes_to_results(token, Boxes3D(boxes), labels, dataset.metainfo["classes"], *args,
-                                                scores=np.linspace(1, 0.5, len(boxes)))
+        seen = np.array([inst["num_lidar_pts"] > 0 for inst in info["instances"]], bool)  # no point: not scored
+        ceiling[token] = lidar_boxes_to_results(token, Boxes3D(boxes[seen]), labels[seen], dataset.metainfo["classes"],
+                                                *args, scores=np.linspace(1, 0.5, int(seen.sum())))
         n = 50
         lab = rng.choice(list(mean_size), n)
         rb = np.concatenate([rng.uniform(-32, 32, (n, 2)), np.full((n, 1), -1.0), np.stack([mean_size[c] for c in lab]),
@@ -163,8 +164,9 @@ def pictures(name, runner, work_dir):
         from pc_kd.visualization import render_points
 
         keep = pred.scores_3d.numpy() >= 0.3
-        colours = np.tile([[0.45, 0.45, 0.45]], (len(points), 1))
-        files.append(render_points(points[:, :3], colours, Path(work_dir) / f"render_{name}.png", view="iso",
+        near = points[(np.abs(points[:, :2]) < 32).all(1), :3]  # the BEV grid's extent
+        colours = np.tile([[0.45, 0.45, 0.45]], (len(near), 1))
+        files.append(render_points(near, colours, Path(work_dir) / f"render_{name}.png", view="iso",
                                    point_size=2.0, boxes=[(gt.bboxes_3d.corners().numpy(), (0.1, 0.1, 0.1)),
                                                           (pred.bboxes_3d[np.flatnonzero(keep).tolist()].corners()
                                                            .numpy() if keep.any() else np.zeros((0, 8, 3)),
