@@ -38,3 +38,22 @@ def synthetic_indoor_root(tmp_path_factory) -> Path:
     write_indoor_dataset(root, "train", num_scenes=2, seed=3, num_views=2, image_hw=(120, 160), num_points=6000)
     write_indoor_dataset(root, "val", num_scenes=1, seed=3, num_views=2, image_hw=(120, 160), num_points=6000)
     return root
+
+
+def train_until_then_kill(cmd, cwd, checkpoint: Path, timeout_s: float = 240) -> str:
+    """Start ``cmd`` (a tools/train.py command), SIGKILL it as soon as ``checkpoint`` exists (as a crashed node
+    or a pre-empted job would), and return what it printed. Fails if it stops earlier or takes too long."""
+    import signal
+    import subprocess
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + timeout_s
+    while not checkpoint.exists():
+        assert proc.poll() is None, f"training stopped early:\n{proc.stdout.read()[-3000:]}"
+        assert time.time() < deadline, f"no {checkpoint.name} after {timeout_s} s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return proc.stdout.read()

@@ -302,3 +302,53 @@ def test_sparse_encoder_puts_a_lone_voxel_in_its_bev_cell_with_the_height_folded
     iy, ix = int((-4.05 + 6.4) // 0.8), int((2.35 + 6.4) // 0.8)
     assert active[iy, ix] > 0 and active.nonzero().sub(torch.tensor([iy, ix])).abs().max() <= 1
     assert bev[1].abs().sum() == 0
+
+
+def test_converted_sweeps_bring_a_static_point_back_to_its_key_frame_position(tmp_path):
+    """nuScenes sweeps (lidar2sensor through each sweep's own ego pose) and LoadPointsFromMultiSweeps: a static
+    point in the world, written into each sweep's LiDAR frame, loads at its key-frame LiDAR coordinates."""
+    from pyquaternion import Quaternion
+
+    from pc_kd.datasets.converters.nuscenes import lidar_sweeps, pose_matrix
+    from pc_kd.datasets.transforms import LoadPointsFromMultiSweeps
+
+    rng = np.random.default_rng(3)
+    rows = {"sample_data": {}, "calibrated_sensor": {}, "ego_pose": {}}
+    calib = dict(token="calib", rotation=list(Quaternion(axis=[0, 0, 1], angle=-1.55)), translation=[0.9, 0.0, 1.8])
+    rows["calibrated_sensor"]["calib"] = calib
+    prev = ""
+    for k in range(4):  # sd0 is the previous key frame, sd1..sd3 sweeps; the key frame is sd3's successor
+        token = f"sd{k}"
+        rows["ego_pose"][token] = dict(rotation=list(Quaternion(axis=[0.05, 0.02, 1], angle=0.1 * k + 0.3)),
+                                       translation=[400.0 + 2.5 * k, 800.0 + 1.1 * k, 0.1 * k])
+        rows["sample_data"][token] = dict(token=token, prev=prev, is_key_frame=k == 0, filename=f"sweeps/LIDAR_TOP/{token}.bin",
+                                          calibrated_sensor_token="calib", ego_pose_token=token, timestamp=1e6 * (10 + 0.05 * k))
+        prev = token
+    rows["ego_pose"]["key"] = dict(rotation=list(Quaternion(axis=[0, 0, 1], angle=0.45)), translation=[410.0, 804.0, 0.4])
+    key_sd = dict(token="key", prev=prev, is_key_frame=True, filename="samples/LIDAR_TOP/key.bin",
+                  calibrated_sensor_token="calib", ego_pose_token="key", timestamp=1e6 * 10.2)
+    rows["sample_data"]["key"] = key_sd
+
+    class Tables:
+        def get(self, table, token):
+            return rows[table][token]
+
+    lidar2global = pose_matrix(rows["ego_pose"]["key"]) @ pose_matrix(calib)
+    sweeps = lidar_sweeps(Tables(), key_sd, lidar2global, max_sweeps=10)
+    assert [s["sample_data_token"] for s in sweeps] == ["sd3", "sd2", "sd1"]  # stops at the previous key frame
+    world = np.concatenate([rng.uniform([390, 790, 0], [420, 820, 3], (50, 3)), np.ones((50, 1))], 1)
+    for s in sweeps:  # the sensor files: the world points in each sweep's LiDAR frame (+ intensity, ring)
+        sweep2global = pose_matrix(rows["ego_pose"][s["sample_data_token"]]) @ pose_matrix(calib)
+        local = (np.linalg.inv(sweep2global) @ world.T).T[:, :3]
+        path = tmp_path / s["lidar_points"]["lidar_path"]
+        np.concatenate([local, np.ones((50, 2))], 1).astype(np.float32).tofile(path)
+        s["lidar_points"]["lidar_path"] = str(path)
+    key_local = (np.linalg.inv(lidar2global) @ world.T).T[:, :3]
+    res = LoadPointsFromMultiSweeps(sweeps_num=3, load_dim=5, use_dim=(0, 1, 2, 3), min_range=0.0)(dict(
+        points=np.concatenate([key_local, np.ones((50, 1))], 1).astype(np.float32), timestamp=10.2,
+        lidar_sweeps=sweeps))
+    pts = res["points"]
+    assert pts.shape == (200, 5)
+    for k in range(4):
+        np.testing.assert_allclose(pts[50 * k:50 * (k + 1), :3], key_local, atol=2e-3)
+    np.testing.assert_allclose(np.unique(pts[:, 4]), [0.0, 0.05, 0.1, 0.15], atol=1e-5)

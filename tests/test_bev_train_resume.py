@@ -3,14 +3,13 @@ kill -9 from the last checkpoint, and tools/test.py scores them with the nuScene
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_until_then_kill
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"lidar": "supervised_centerpoint-pillar_none_synthetic-driving.py",
@@ -41,15 +40,7 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "tools/train.py", str(config), "--work-dir", str(work), "--cfg-options",
            *_options(data, 200, work)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while not (work / "iter_4.pth").exists():
-        assert proc.poll() is None, f"training stopped early:\n{proc.stdout.read()[-3000:]}"
-        assert time.time() < deadline, "no iter_4.pth after 300 s"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    first_log = proc.stdout.read()
+    first_log = train_until_then_kill(cmd, ROOT, work / "iter_4.pth", timeout_s=300)
     done = sorted(int(p.stem.split("_")[1]) for p in work.glob("iter_*.pth"))
     assert done and done[-1] < 200
     for ckpt in work.glob("iter_*.pth"):

@@ -1,15 +1,13 @@
 """The synthetic config trains through tools/train.py, resumes after a kill -9, and tools/test.py scores it."""
-import glob
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_until_then_kill
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "supervised" / "supervised_spconv-unet_none_synthetic-indoor.py"
@@ -41,18 +39,9 @@ def _train_losses(log_text):
 
 def test_train_kill_resume_and_test(tmp_path):
     work, data = tmp_path / "work", tmp_path / "data"
-    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "tools/train.py", str(CONFIG), "--work-dir", str(work), "--cfg-options",
            *_options(data, 30)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while not (work / "epoch_2.pth").exists():
-        assert proc.poll() is None, f"training stopped early:\n{proc.stdout.read()[-3000:]}"
-        assert time.time() < deadline, "no epoch_2.pth after 240 s"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)  # as a crashed node or a pre-empted job would
-    proc.wait()
-    first_log = proc.stdout.read()
+    first_log = train_until_then_kill(cmd, ROOT, work / "epoch_2.pth")
     done = sorted(int(p.stem.split("_")[1]) for p in work.glob("epoch_*.pth"))
     assert done and done[-1] < 30, "the run finished before it could be killed"
     for ckpt in work.glob("epoch_*.pth"):  # no checkpoint is half-written

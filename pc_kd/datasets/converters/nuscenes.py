@@ -1,6 +1,7 @@
 """nuScenes tables (nuscenes-devkit) -> mmdet3d v1.x-format info file read by NuScenesDataset.
 
-Per key frame: ``lidar_points`` (``lidar_path``, ``lidar2ego``), ``ego2global`` (at the LiDAR time), six
+Per key frame: ``lidar_points`` (``lidar_path``, ``lidar2ego``), ``lidar_sweeps`` (up to 10 earlier sweeps, see
+:func:`lidar_sweeps`), ``ego2global`` (at the LiDAR time), six
 ``images`` with ``cam2img`` (3x3 K), ``cam2ego`` and ``lidar2cam``, and ``instances`` with
 ``bbox_3d = [x, y, z, l, w, h, yaw]`` (LiDAR frame, geometric centre), ``bbox_label_3d`` (-1 outside the 10
 detection classes), ``velocity`` (vx, vy in the LiDAR frame; NaN where the devkit has none),
@@ -36,7 +37,24 @@ def _sensor_frames(nusc, sample_data_token: str):
     return sd, calib, pose_matrix(calib), pose_matrix(ego)
 
 
-def sample_info(nusc, sample: dict) -> dict:
+def lidar_sweeps(nusc, lidar_sd: dict, lidar2global: np.ndarray, max_sweeps: int = 10) -> list:
+    """The LiDAR sweeps before a key frame (newest first, at most ``max_sweeps``, stopping at the previous key
+    frame): ``lidar_points.lidar_path`` (file name, under ``sweeps/LIDAR_TOP``), ``lidar_points.lidar2sensor``
+    (key-frame LiDAR -> that sweep's LiDAR, through the global frame at each sweep's own ego pose),
+    ``timestamp`` (seconds) and ``sample_data_token``."""
+    sweeps, sd = [], lidar_sd
+    while len(sweeps) < max_sweeps and sd["prev"]:
+        sd = nusc.get("sample_data", sd["prev"])
+        if sd.get("is_key_frame"):
+            break
+        _, _, sweep2ego, sweep_ego2global = _sensor_frames(nusc, sd["token"])
+        lidar2sensor = np.linalg.inv(sweep_ego2global @ sweep2ego) @ lidar2global
+        sweeps.append(dict(lidar_points=dict(lidar_path=Path(sd["filename"]).name, lidar2sensor=lidar2sensor.tolist()),
+                           timestamp=sd["timestamp"] / 1e6, sample_data_token=sd["token"]))
+    return sweeps
+
+
+def sample_info(nusc, sample: dict, max_sweeps: int = 10) -> dict:
     """Info entry of one key frame (see the module docstring)."""
     lidar_sd, _, lidar2ego, ego2global = _sensor_frames(nusc, sample["data"]["LIDAR_TOP"])
     lidar2global = ego2global @ lidar2ego
@@ -64,7 +82,8 @@ def sample_info(nusc, sample: dict) -> dict:
     return dict(token=sample["token"], timestamp=sample["timestamp"] / 1e6, ego2global=ego2global.tolist(),
                 lidar_points=dict(lidar_path=Path(lidar_sd["filename"]).name, num_pts_feats=5,
                                   lidar2ego=lidar2ego.tolist()),
-                images=images, instances=instances)
+                images=images, instances=instances,
+                lidar_sweeps=lidar_sweeps(nusc, lidar_sd, lidar2global, max_sweeps))
 
 
 def create_nuscenes_infos(root, out_dir, version: str = "v1.0-mini", split: str = "train") -> Path:
