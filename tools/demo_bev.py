@@ -102,7 +102,7 @@ def bev_pool_share(runner, steps=3):
 def reference_rows(dataset, classes, class_range, seed=0):
     """Scores of random boxes (a floor) and of the GT boxes themselves (the ceiling) with the same metric."""
     from pc_kd.evaluation import nuscenes_detection_scores
-    from pc_kd.evaluation.nuscenes_det import lidar_boxes_to_results
+    from pc_kd.evaluation.nuscenes_det import attribute_names, lidar_boxes_to_results
     from pc_kd.structures import Boxes3D
 
     rng = np.random.default_rng(seed)
@@ -115,10 +115,7 @@ def reference_rows(dataset, classes, class_range, seed=0):
         token = info["token"]
         boxes = np.array([inst["bbox_3d"] + list(inst["velocity"]) for inst in info["instances"]])
         labels = np.array([inst["bbox_label_3d"] for inst in info["instances"]])
-        attrs = [inst.get("attr_label", -1) for inst in info["instances"]]
-        from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES
-
-        names = [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in attrs]
+        names = attribute_names([inst.get("attr_label", -1) for inst in info["instances"]])
         args = (info["lidar2ego"], info["ego2global"])
         gts[token] = lidar_boxes_to_results(token, Boxes3D(boxes), labels, dataset.metainfo["classes"], *args,
                                             num_pts=[inst["num_lidar_pts"] for inst in info["instances"]],
@@ -216,8 +213,8 @@ def main(argv=None):
             if seed == args.seeds[0]:
                 files += pictures(name, runner, work)
                 dataset = runner.test_dataloader.dataset
-                evaluator = Config.fromfile(DETECTORS[name]).test_evaluator
-                extras["classes"], extras["class_range"] = evaluator["classes"], evaluator["class_range"]
+                extras["classes"] = runner.cfg.test_evaluator["classes"]
+                extras["class_range"] = runner.cfg.test_evaluator["class_range"]
     reference = reference_rows(dataset, extras["classes"], extras["class_range"])
     text = table(per_detector, reference, len(dataset))
     print("\n" + text)

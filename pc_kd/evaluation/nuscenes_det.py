@@ -47,6 +47,11 @@ def attribute_from_speed(name: str, speed: float, moving: float = 0.2) -> str:
     return DEFAULT_ATTRIBUTE[name]
 
 
+def attribute_names(attr_labels: Iterable[int]) -> List[str]:
+    """nuScenes attribute names of ``attr_labels`` (indices into NUSCENES_ATTRIBUTES; -1 -> '', no attribute)."""
+    return [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in attr_labels]
+
+
 def lidar_boxes_to_results(sample_token: str, boxes, labels, classes: Sequence[str], lidar2ego, ego2global,
                            scores=None, num_pts=None, attributes: Optional[Sequence[str]] = None) -> List[dict]:
     """Boxes of one sample in the LiDAR frame -> results-JSON dicts in the global frame.
@@ -237,7 +242,7 @@ class NuScenesDetMetric(BaseMetric):
             pred, gt = sample["pred_instances_3d"], sample["gt_instances_3d"]
             pts, attrs = gt.get("num_lidar_pts"), gt.get("attr_labels")
             if attrs is not None:
-                attrs = [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in _numpy(attrs).tolist()]
+                attrs = attribute_names(_numpy(attrs).tolist())
             self.results.append((
                 token,
                 lidar_boxes_to_results(token, gt["bboxes_3d"], _numpy(gt["labels_3d"]), classes, sample["lidar2ego"],

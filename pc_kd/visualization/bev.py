@@ -42,8 +42,15 @@ def plot_bev_labels(points: np.ndarray, label_sets: Sequence[np.ndarray], titles
     handles = [Patch(color=palette[i], label=name) for i, name in enumerate(classes)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 10), frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig, out_png, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG atomically (parent folders made) and close it."""
+    import matplotlib.pyplot as plt
+
     out_png = Path(out_png)
     with atomic_write(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return out_png

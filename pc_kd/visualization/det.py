@@ -6,21 +6,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from pc_kd.structures import Boxes3D
-from pc_kd.utils.io import atomic_write
 
-from .bev import label_palette
+from .bev import label_palette, save_figure
 from .render import BOX_EDGES
-
-
-def _figure_to_png(fig, out_png, dpi=110) -> Path:
-    import matplotlib.pyplot as plt
-
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
-    return out_png
 
 
 def plot_bev_detections(points: np.ndarray, gt_boxes: Boxes3D, gt_labels, pred_boxes: Boxes3D, pred_labels,
@@ -61,7 +49,7 @@ def plot_bev_detections(points: np.ndarray, gt_boxes: Boxes3D, gt_labels, pred_b
     ax.set_ylabel("y (m)")
     ax.set_title(title or f"BEV: ground truth vs predictions (score >= {score_threshold})")
     fig.tight_layout()
-    return _figure_to_png(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def draw_camera_detections(images: Sequence[np.ndarray], lidar2img: np.ndarray, boxes: Boxes3D, labels, scores,
@@ -98,4 +86,4 @@ def draw_camera_detections(images: Sequence[np.ndarray], lidar2img: np.ndarray, 
         if cam_names:
             ax.set_title(cam_names[v], fontsize=9)
     fig.tight_layout()
-    return _figure_to_png(fig, out_png)
+    return save_figure(fig, out_png)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pc_kd.evaluation.nuscenes_det import attribute_from_speed
 from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES, NUSCENES_CLASSES
 
 from .raycast import raycast
@@ -90,11 +91,9 @@ class DrivingScene:
 
 
 def _attribute(name: str, speed: float) -> int:
-    if name in ("car", "truck"):
-        return NUSCENES_ATTRIBUTES.index("vehicle.moving" if speed > 0.2 else "vehicle.parked")
-    if name == "pedestrian":
-        return NUSCENES_ATTRIBUTES.index("pedestrian.moving" if speed > 0.2 else "pedestrian.standing")
-    return -1
+    """``attr_label`` by the nuScenes 0.2 m/s rule (the one its metric applies to predictions); -1 for none."""
+    attribute = attribute_from_speed(name, speed)
+    return NUSCENES_ATTRIBUTES.index(attribute) if attribute else -1
 
 
 def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0) -> DrivingScene:

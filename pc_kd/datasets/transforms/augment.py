@@ -5,15 +5,16 @@ import numpy as np
 import torch
 
 from pc_kd.registry import TRANSFORMS
-from pc_kd.structures import Boxes3D
 
 
 @TRANSFORMS.register_module()
 class RandomRotScaleFlip:
-    """Rotate about z by U(rot_range) radians, scale by U(scale_range), mirror y with probability flip_prob.
+    """Rotate about z by U(rot_range) radians, scale by U(scale_range), mirror x with probability flip_x_prob
+    (default 0: never) and y with probability flip_prob.
 
-    Applies the same similarity to ``points[:, :3]`` and ``gt_bboxes_3d``. The matrix used is stored as
-    ``results['aug_matrix']`` (4x4, original frame -> augmented frame) so image-aware steps can follow it.
+    Applies the same similarity to ``points[:, :3]`` and ``gt_bboxes_3d`` (centres, sizes, yaw, velocities, by
+    :meth:`Boxes3D.similarity`). The matrix used is composed into ``results[MATRIX_KEY]`` (4x4, original frame
+    -> augmented frame) so image-aware steps can follow it; posed frames' ``frame_lidar2img`` follow at once.
 
     Draws come from one generator per process, made on first use: in the main process from numpy's global
     state (which the Runner's ``randomness=dict(seed=...)`` sets), in a data-loader worker from that worker's
@@ -22,8 +23,11 @@ class RandomRotScaleFlip:
     repeats exactly. ``seed`` fixes the base instead of numpy's state.
     """
 
-    def __init__(self, rot_range=(-np.pi, np.pi), scale_range=(0.9, 1.1), flip_prob=0.5, seed=None):
+    MATRIX_KEY = "aug_matrix"
+
+    def __init__(self, rot_range=(-np.pi, np.pi), scale_range=(0.9, 1.1), flip_prob=0.5, seed=None, flip_x_prob=0.0):
         self.rot_range, self.scale_range, self.flip_prob, self.seed = rot_range, scale_range, flip_prob, seed
+        self.flip_x_prob = flip_x_prob
         self._rng, self._owner = None, None
 
     def _generator(self) -> np.random.Generator:
@@ -35,27 +39,29 @@ class RandomRotScaleFlip:
             self._owner = owner
         return self._rng
 
-    def __call__(self, results: dict) -> dict:
+    def _draw_matrix(self) -> np.ndarray:
         rng = self._generator()
         angle = rng.uniform(*self.rot_range)
         scale = rng.uniform(*self.scale_range)
-        flip = rng.random() < self.flip_prob
+        # no draw for a flip in x that can never happen, so y-only instances keep their sequence of draws
+        flip_x = self.flip_x_prob > 0 and rng.random() < self.flip_x_prob
+        flip_y = rng.random() < self.flip_prob
         c, s = np.cos(angle), np.sin(angle)
         mat = np.eye(4)
         mat[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) * scale
-        if flip:
+        if flip_x:
+            mat[0] *= -1
+        if flip_y:
             mat[1] *= -1
+        return mat
+
+    def __call__(self, results: dict) -> dict:
+        mat = self._draw_matrix()
         points = results["points"]
         points[:, :3] = (points[:, :3].astype(np.float64) @ mat[:3, :3].T).astype(points.dtype)
         if "gt_bboxes_3d" in results:
-            boxes = results["gt_bboxes_3d"].tensor.clone()
-            boxes[:, :3] = boxes[:, :3] @ torch.as_tensor(mat[:3, :3]).T.to(boxes)
-            boxes[:, 3:6] *= scale
-            boxes[:, 6] = (-1 if flip else 1) * (boxes[:, 6] + angle)
-            if boxes.shape[1] == 9:
-                boxes[:, 7:9] = boxes[:, 7:9] @ torch.as_tensor(mat[:2, :2]).T.to(boxes)
-            results["gt_bboxes_3d"] = Boxes3D(boxes)
+            results["gt_bboxes_3d"] = results["gt_bboxes_3d"].similarity(mat)
         if "frame_lidar2img" in results:  # posed frames keep seeing the (moved) points where they were
             results["frame_lidar2img"] = results["frame_lidar2img"] @ torch.from_numpy(np.linalg.inv(mat))
-        results["aug_matrix"] = mat @ results.get("aug_matrix", np.eye(4))
+        results[self.MATRIX_KEY] = mat @ results.get(self.MATRIX_KEY, np.eye(4))
         return results

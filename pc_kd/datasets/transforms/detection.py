@@ -138,34 +138,17 @@ class PointsToDepthMaps:
 @TRANSFORMS.register_module()
 class BEVAugment(RandomRotScaleFlip):
     """BEV data augmentation (BEVDet's "BDA"): rotate about z, scale, and flip x and/or y, applied to the points,
-    the boxes (centre, size, yaw) and their velocities.
+    the boxes (centre, size, yaw) and their velocities (:class:`RandomRotScaleFlip` with driving defaults).
 
     The 4x4 used (original LiDAR frame -> augmented frame) is composed into ``results['bev_aug_matrix']``; the
     camera path applies it to its frustum points (the images and ``lidar2img`` stay those of the sensors).
     """
 
+    MATRIX_KEY = "bev_aug_matrix"
+
     def __init__(self, rot_range=(-np.pi / 8, np.pi / 8), scale_range=(0.95, 1.05), flip_x_prob=0.5,
                  flip_y_prob=0.5, seed=None):
-        super().__init__(rot_range, scale_range, flip_y_prob, seed)
-        self.flip_x_prob = flip_x_prob
-
-    def __call__(self, results: dict) -> dict:
-        rng = self._generator()
-        angle, scale = rng.uniform(*self.rot_range), rng.uniform(*self.scale_range)
-        flip_x, flip_y = rng.random() < self.flip_x_prob, rng.random() < self.flip_prob
-        c, s = np.cos(angle), np.sin(angle)
-        mat = np.eye(4)
-        mat[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) * scale
-        if flip_x:
-            mat[0] *= -1
-        if flip_y:
-            mat[1] *= -1
-        points = results["points"]
-        points[:, :3] = (points[:, :3].astype(np.float64) @ mat[:3, :3].T).astype(points.dtype)
-        if "gt_bboxes_3d" in results:
-            results["gt_bboxes_3d"] = results["gt_bboxes_3d"].similarity(mat)
-        results["bev_aug_matrix"] = mat @ results.get("bev_aug_matrix", np.eye(4))
-        return results
+        super().__init__(rot_range, scale_range, flip_y_prob, seed, flip_x_prob)
 
 
 DET_META_KEYS = ("token", "sample_idx", "lidar_path", "timestamp", "lidar2ego", "ego2global", "lidar2img",
@@ -199,9 +182,9 @@ class PackDetInputs:
             boxes, labels = results["gt_bboxes_3d"], np.asarray(results["gt_labels_3d"], np.int64)
             check_det_boxes(boxes.tensor, f"sample {results.get('token', results.get('sample_idx'))}: gt_bboxes_3d")
             gt = InstanceData(bboxes_3d=boxes, labels_3d=torch.from_numpy(labels))
-            for key, out in (("num_lidar_pts", "num_lidar_pts"), ("attr_labels", "attr_labels")):
+            for key in ("num_lidar_pts", "attr_labels"):
                 if key in results:
-                    gt[out] = torch.as_tensor(np.asarray(results[key], np.int64))
+                    gt[key] = torch.as_tensor(np.asarray(results[key], np.int64))
             sample.gt_instances_3d = gt
         return {"inputs": inputs, "data_samples": sample}
 

@@ -198,7 +198,7 @@ class CenterHead(nn.Module):
                 results[b].append((boxes[keep], scores[keep], labels))
         out_list = []
         for per_task in results:
-            boxes = torch.cat([r[0] for r in per_task]) if per_task else torch.zeros(0, 9)
+            boxes = torch.cat([r[0] for r in per_task])
             out_list.append(InstanceData(bboxes_3d=Boxes3D(boxes.detach().cpu().double(), with_velocity=True),
                                          scores_3d=torch.cat([r[1] for r in per_task]).cpu(),
                                          labels_3d=torch.cat([r[2] for r in per_task]).cpu()))

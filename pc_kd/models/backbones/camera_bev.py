@@ -154,7 +154,7 @@ class LSSTransform(nn.Module):
             return depth.sum() * 0
         onehot = F.one_hot(target[target >= 0], self.num_bins).to(pred.dtype)
         bce = F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), onehot, reduction="sum")
-        return self.depth_loss_weight * bce / max(1, len(pred))
+        return self.depth_loss_weight * bce / len(pred)
 
 
 @MODELS.register_module()

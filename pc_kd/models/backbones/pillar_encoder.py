@@ -54,7 +54,5 @@ class PillarBEVEncoder(nn.Module):
         mean = scatter_reduce_points(pts[:, :3], cell, num_cells, "mean")[cell]
         centre = (torch.stack([cell % W, (cell // W) % H], 1).to(pts) + 0.5) * self.pillar + self.pc_range[:2]
         x = self.pfn(torch.cat([pts, pts[:, :3] - mean, pts[:, :2] - centre], 1))
-        bev = x.new_zeros(num_cells, self.out_channels)
-        if len(x):
-            bev = scatter_reduce_points(x, cell, num_cells, "max")
+        bev = scatter_reduce_points(x, cell, num_cells, "max")  # empty pillars stay 0
         return bev.view(len(points), H, W, -1).permute(0, 3, 1, 2).contiguous()
