@@ -138,14 +138,11 @@ def reference_rows(dataset, classes, class_range, seed=0):
 
 def pictures(name, runner, work_dir):
     """BEV, camera and open3d pictures of the first validation frame."""
-    from pc_kd.engine import bare_model
+    from pc_kd.engine import predict_first_test_sample
     from pc_kd.visualization import draw_camera_detections, plot_bev_detections
 
-    model = bare_model(runner.model).eval()
+    batch, sample = predict_first_test_sample(runner)
     dataset = runner.test_dataloader.dataset
-    batch = runner.test_dataloader.collate_fn([dataset[0]])
-    with torch.no_grad():
-        sample = model.test_step(batch)[0]
     points = batch["inputs"]["points"][0].numpy()
     classes = dataset.metainfo["classes"]
     gt, pred = sample.gt_instances_3d, sample.pred_instances_3d

@@ -8,10 +8,9 @@ Writes checkpoints and logs to the work dir, prints the test mIoU, and saves ``b
 import argparse
 import os.path as osp
 
-import torch
 from mmengine.logging import print_log
 
-from pc_kd.engine import add_runner_args, build_runner, load_config
+from pc_kd.engine import add_runner_args, build_runner, load_config, predict_first_test_sample
 from pc_kd.visualization import plot_bev_labels
 
 DEFAULT_CONFIG = osp.join(osp.dirname(__file__), "..", "configs", "supervised",
@@ -28,11 +27,8 @@ def main(argv=None):
     runner = build_runner(cfg, args.config)
     runner.train()
     metrics = runner.test()
-    model = runner.model.eval()
+    batch, sample = predict_first_test_sample(runner)
     dataset = runner.test_dataloader.dataset
-    batch = runner.test_dataloader.collate_fn([dataset[0]])
-    with torch.no_grad():
-        sample = model.test_step(batch)[0]
     points = batch["inputs"]["points"][0].numpy()
     classes = dataset.metainfo["classes"]
     png = plot_bev_labels(points, [sample.gt_pts_seg.pts_semantic_mask.numpy(),

@@ -3,10 +3,10 @@ from .checkpoint import (AtomicLocalBackend, PortableHistoryBuffer, check_state_
                          load_local_checkpoint, safe_globals, setup_safe_checkpointing)
 from .clustering_hooks import ClusterCentroidsHook, ReclusterHook
 from .hooks import PortableCheckpointHook
-from .inference import point_features, superpoint_features
+from .inference import point_features, predict_first_test_sample, superpoint_features
 from .runner import add_runner_args, bare_model, build_runner, check_config_keys, load_config, load_weights_strict
 
 __all__ = ["AtomicLocalBackend", "PortableHistoryBuffer", "check_state_dict_matches", "load_local_checkpoint",
            "safe_globals", "setup_safe_checkpointing", "ClusterCentroidsHook", "ReclusterHook",
-           "PortableCheckpointHook", "point_features", "superpoint_features", "add_runner_args", "bare_model",
+           "PortableCheckpointHook", "point_features", "predict_first_test_sample", "superpoint_features", "add_runner_args", "bare_model",
            "build_runner", "check_config_keys", "load_config", "load_weights_strict"]

@@ -28,3 +28,14 @@ def superpoint_features(model, loader) -> Tuple[List[str], List[torch.Tensor]]:
         keys.append(sample.metainfo["lidar_path"])
         pooled.append(segment_pool(feats, sample.superpoints.to(feats.device))[0])
     return keys, pooled
+
+
+def predict_first_test_sample(runner) -> Tuple[dict, object]:
+    """The collated batch of the runner's first test sample and the model's prediction for it (eval mode, no
+    gradients): ``(batch, data_sample)`` — what the demos draw."""
+    from .runner import bare_model
+
+    model = bare_model(runner.model).eval()
+    batch = runner.test_dataloader.collate_fn([runner.test_dataloader.dataset[0]])
+    with torch.no_grad():
+        return batch, model.test_step(batch)[0]
