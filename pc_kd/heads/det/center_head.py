@@ -47,13 +47,21 @@ class CenterHead(nn.Module):
     Args:
         in_channels: channels of the neck output.
         tasks: class groups, e.g. ``[dict(class_names=['car']), dict(class_names=['pedestrian', 'traffic_cone'])]``;
-            each has its own heatmap branch and circle-NMS radius.
+            each has its own heatmap branch and circle-NMS radius. A task may set ``yaw_symmetry=k`` when its
+            objects look the same after a turn by 2 pi / k (a barrier: 2): its rot target is then
+            ``(sin k yaw, cos k yaw)`` and decoding divides the angle by k, so one appearance never has two
+            targets (the nuScenes metric scores barrier headings modulo pi).
         point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` of the BEV grid (LiDAR frame).
         out_cell: ``(dx, dy)`` metres of one cell of the head's input map.
         class_names: the dataset's classes; labels are indices into it (default: nuScenes' 10).
         common_heads: regression branches and their channels (reg 2, height 1, dim 3, rot 2, vel 2).
         code_weights: per regression channel, in the order reg, height, dim, rot, vel (1 x8, 0.2 x2).
         loss_bbox_weight: weight of the L1 loss (0.25); the heatmap loss has weight 1.
+        reg_radius: regression targets at every cell within this many cells (Chebyshev) of a box's centre cell,
+            each cell's ``reg`` offset measured from itself (0: the centre cell only, as CenterPoint; 1: its 3 x 3
+            neighbourhood, which gives the yaw and velocity branches 9x the supervision per step).
+        num_heatmap_convs / num_reg_convs: 3x3 convs per heatmap / regression branch (2 and 2 as CenterPoint;
+            ``num_reg_convs=1`` makes each regression branch one linear conv on the shared features).
         gaussian_overlap / min_radius: heatmap peaks (0.1 and 2 as CenterPoint).
         nms_radius_sq: per task, the circle-NMS threshold on the *squared* BEV distance (m^2).
         score_threshold, max_num (top-k per task before NMS), post_max (per task after NMS), post_center_range.
@@ -65,19 +73,25 @@ class CenterHead(nn.Module):
     def __init__(self, in_channels: int, tasks: Sequence[dict], point_cloud_range: Sequence[float],
                  out_cell: Sequence[float], class_names: Sequence[str] = NUSCENES_CLASSES,
                  common_heads: Optional[Dict[str, int]] = None, share_conv_channel: int = 64, head_conv: int = 64,
-                 num_heatmap_convs: int = 2, code_weights: Sequence[float] = (1.0,) * 8 + (0.2, 0.2),
-                 loss_bbox_weight: float = 0.25, gaussian_overlap: float = 0.1, min_radius: int = 2,
+                 num_heatmap_convs: int = 2, num_reg_convs: int = 2,
+                 code_weights: Sequence[float] = (1.0,) * 8 + (0.2, 0.2), loss_bbox_weight: float = 0.25,
+                 reg_radius: int = 0, gaussian_overlap: float = 0.1, min_radius: int = 2,
                  nms_radius_sq: Optional[Sequence[float]] = None, score_threshold: float = 0.1, max_num: int = 500,
                  post_max: int = 83, post_center_range: Optional[Sequence[float]] = None, init_bias: float = -2.19):
         super().__init__()
+        self.in_channels = in_channels
         self.class_names = list(class_names)
-        self.task_labels = []
+        self.task_labels, self.yaw_symmetry = [], []
         for t, task in enumerate(tasks):
             unknown = [c for c in task["class_names"] if c not in self.class_names]
             if unknown:
                 raise ValueError(f"CenterHead: tasks[{t}] names classes {unknown} that are not among the dataset's "
                                  f"classes {self.class_names}")
             self.task_labels.append([self.class_names.index(c) for c in task["class_names"]])
+            symmetry = task.get("yaw_symmetry", 1)
+            if not (isinstance(symmetry, int) and symmetry >= 1):
+                raise ValueError(f"CenterHead: tasks[{t}] yaw_symmetry is {symmetry!r}, expected an int >= 1")
+            self.yaw_symmetry.append(symmetry)
         self.common_heads = dict(common_heads or DEFAULT_COMMON_HEADS)
         self.pc_range = [float(v) for v in point_cloud_range]
         self.out_cell = [float(v) for v in out_cell[:2]]
@@ -88,6 +102,9 @@ class CenterHead(nn.Module):
             raise ValueError(f"CenterHead: {len(code_weights)} code_weights for {self.num_codes} regression channels")
         self.register_buffer("code_weights", torch.tensor(code_weights, dtype=torch.float32), persistent=False)
         self.loss_bbox_weight, self.gaussian_overlap, self.min_radius = loss_bbox_weight, gaussian_overlap, min_radius
+        if not (isinstance(reg_radius, int) and reg_radius >= 0):
+            raise ValueError(f"CenterHead: reg_radius is {reg_radius!r}, expected an int >= 0")
+        self.reg_radius = reg_radius
         self.nms_radius_sq = list(nms_radius_sq) if nms_radius_sq is not None else [4.0] * len(tasks)
         if len(self.nms_radius_sq) != len(tasks):
             raise ValueError(f"CenterHead: {len(self.nms_radius_sq)} nms_radius_sq values for {len(tasks)} tasks")
@@ -98,7 +115,8 @@ class CenterHead(nn.Module):
         self.task_heads = nn.ModuleList()
         for labels in self.task_labels:
             branches = {"heatmap": _branch(share_conv_channel, head_conv, len(labels), num_heatmap_convs, init_bias)}
-            branches.update({k: _branch(share_conv_channel, head_conv, c, 2) for k, c in self.common_heads.items()})
+            branches.update({k: _branch(share_conv_channel, head_conv, c, num_reg_convs)
+                             for k, c in self.common_heads.items()})
             self.task_heads.append(nn.ModuleDict(branches))
 
     def forward(self, x: torch.Tensor) -> List[Dict[str, torch.Tensor]]:
@@ -110,18 +128,21 @@ class CenterHead(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- targets
     def get_targets(self, boxes: Boxes3D, labels: torch.Tensor, device=None) -> List[Dict[str, torch.Tensor]]:
-        """Targets of one sample per task: ``heatmap [n_task, H, W]``, ``ind [M]`` (flat cell y * W + x of each
-        box centre), ``box [M, codes]`` (x, y offset in the cell, z, log l, log w, log h, sin yaw, cos yaw, vx,
-        vy). Boxes whose centre falls outside the grid are skipped."""
+        """Targets of one sample per task: ``heatmap [n_task, H, W]``, ``num_boxes``, ``ind [M]`` (flat cell
+        y * W + x of each box centre, and of its neighbours within ``reg_radius``), ``box [M, codes]`` (x, y offset
+        of the centre from the cell, z, log l, log w, log h, sin yaw, cos yaw, vx, vy; the yaw times the task's
+        ``yaw_symmetry``). Boxes whose centre falls outside the grid are skipped."""
         H, W = self.grid_hw
         t = boxes.tensor.double().cpu()
         labels = torch.as_tensor(labels).cpu()
         cx = (t[:, 0] - self.pc_range[0]) / self.out_cell[0]
         cy = (t[:, 1] - self.pc_range[1]) / self.out_cell[1]
+        r = self.reg_radius
+        offsets = [(dx, dy) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
         out = []
-        for task_labels in self.task_labels:
+        for task_labels, symmetry in zip(self.task_labels, self.yaw_symmetry):
             heatmap = torch.zeros(len(task_labels), H, W)
-            inds, codes = [], []
+            inds, codes, num_boxes = [], [], 0
             for i in range(len(t)):
                 if int(labels[i]) not in task_labels:
                     continue
@@ -134,11 +155,15 @@ class CenterHead(nn.Module):
                 radius = max(self.min_radius, int(gaussian_radius(length, width, self.gaussian_overlap)))
                 draw_gaussian(heatmap[task_labels.index(int(labels[i]))], (ix, iy), radius)
                 vel = t[i, 7:9] if t.shape[1] == 9 else torch.zeros(2, dtype=t.dtype)
-                code = {"reg": [cx[i] - ix, cy[i] - iy], "height": [t[i, 2]], "dim": t[i, 3:6].log().tolist(),
-                        "rot": [torch.sin(t[i, 6]), torch.cos(t[i, 6])], "vel": vel.tolist()}
-                codes.append([float(v) for k in CODE_ORDER if k in self.common_heads for v in code[k]])
-                inds.append(iy * W + ix)
-            out.append(dict(heatmap=heatmap.to(device),
+                code = {"height": [t[i, 2]], "dim": t[i, 3:6].log().tolist(),
+                        "rot": [torch.sin(symmetry * t[i, 6]), torch.cos(symmetry * t[i, 6])], "vel": vel.tolist()}
+                num_boxes += 1
+                for dx, dy in offsets:
+                    if 0 <= ix + dx < W and 0 <= iy + dy < H:
+                        code["reg"] = [cx[i] - ix - dx, cy[i] - iy - dy]
+                        codes.append([float(v) for k in CODE_ORDER if k in self.common_heads for v in code[k]])
+                        inds.append((iy + dy) * W + ix + dx)
+            out.append(dict(heatmap=heatmap.to(device), num_boxes=num_boxes,
                             ind=torch.tensor(inds, dtype=torch.long, device=device),
                             box=torch.tensor(codes, dtype=torch.float32, device=device).reshape(len(inds), self.num_codes)))
         return out
@@ -146,14 +171,14 @@ class CenterHead(nn.Module):
     def loss(self, outs: List[Dict[str, torch.Tensor]], gt_boxes: Sequence[Boxes3D], gt_labels: Sequence
              ) -> Dict[str, torch.Tensor]:
         """Per task ``loss_heatmap_<t>`` (Gaussian focal, / max(1, #boxes)) and ``loss_bbox_<t>`` (L1 at the box
-        centres x code weights, / (#boxes + 1e-4), x loss_bbox_weight), over a batch."""
+        centres (and neighbours) x code weights, / (#regression cells + 1e-4), x loss_bbox_weight), over a batch."""
         device = outs[0]["heatmap"].device
         targets = [self.get_targets(b, l, device) for b, l in zip(gt_boxes, gt_labels)]
         losses = {}
         for t, out in enumerate(outs):
             heat = torch.sigmoid(out["heatmap"].float()).clamp(1e-4, 1 - 1e-4)
             heat_t = torch.stack([tg[t]["heatmap"] for tg in targets])
-            num = sum(len(tg[t]["ind"]) for tg in targets)
+            num = sum(tg[t]["num_boxes"] for tg in targets)
             losses[f"loss_heatmap_{t}"] = gaussian_focal_loss(heat, heat_t) / max(1, num)
             reg = torch.cat([out[k] for k in CODE_ORDER if k in self.common_heads], 1).float()
             B, C = reg.shape[:2]
@@ -161,7 +186,7 @@ class CenterHead(nn.Module):
             pred = torch.cat([reg[b, :, tg[t]["ind"]].T for b, tg in enumerate(targets)])
             target = torch.cat([tg[t]["box"] for tg in targets])
             l1 = ((pred - target).abs() * self.code_weights).sum()
-            losses[f"loss_bbox_{t}"] = self.loss_bbox_weight * l1 / (num + 1e-4)
+            losses[f"loss_bbox_{t}"] = self.loss_bbox_weight * l1 / (len(target) + 1e-4)
         return losses
 
     # ---------------------------------------------------------------------------------------------- decoding
@@ -186,7 +211,7 @@ class CenterHead(nn.Module):
                 x = (ix.float() + get["reg"][:, 0]) * self.out_cell[0] + self.pc_range[0]
                 y = (iy.float() + get["reg"][:, 1]) * self.out_cell[1] + self.pc_range[1]
                 dims = get["dim"].clamp(max=5.0).exp()
-                yaw = torch.atan2(get["rot"][:, 0], get["rot"][:, 1])
+                yaw = torch.atan2(get["rot"][:, 0], get["rot"][:, 1]) / self.yaw_symmetry[t]
                 vel = get["vel"] if "vel" in get else torch.zeros(len(x), 2, device=x.device)
                 boxes = torch.cat([torch.stack([x, y, get["height"][:, 0]], 1), dims, yaw[:, None], vel], 1)
                 if self.post_center_range is not None:

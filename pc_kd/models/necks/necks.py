@@ -45,6 +45,7 @@ class ConvFuser(nn.Module):
 
     def __init__(self, in_channels: Sequence[int], out_channels: int):
         super().__init__()
+        self.out_channels = out_channels
         self.in_channels = list(in_channels)
         self.fuse = nn.Sequential(nn.Conv2d(sum(in_channels), out_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))

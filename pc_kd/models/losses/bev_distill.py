@@ -1,0 +1,171 @@
+"""Distillation losses between two BEV detectors at the keypoints of the ground-truth boxes (UniDistill's three
+terms): features at 9 keypoints per box, the 9 x 9 relations between them, and the head responses inside the
+boxes' Gaussian peaks.
+
+Frames and shapes: boxes are ``[N, >=7]`` (``x, y, z, l, w, h, yaw``, LiDAR frame of the BEV map, metres); BEV
+maps are ``[B, C, H, W]`` on one :class:`~pc_kd.ops.bev_pool.BEVGrid` (rows along y, columns along x, cell
+``(0, 0)`` at ``(x_min, y_min)``). The teacher's tensors are detached here: gradients reach the student only.
+Every loss divides by N, the number of boxes in the batch averaged over ranks (plus 1e-4), so a batch without
+boxes gives 0 with a gradient, never NaN.
+"""
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce
+
+from pc_kd.heads.det.gaussian import gaussian_radius
+from pc_kd.ops.bev_pool import BEVGrid
+from pc_kd.structures import Boxes3D
+
+__all__ = ["box_keypoints", "sample_bev", "keypoint_feature_loss", "keypoint_relation_loss", "response_mask",
+           "response_loss"]
+
+# edges between the BEV corners whose midpoints are keypoints 5..8
+_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0))
+
+
+def box_keypoints(boxes: torch.Tensor) -> torch.Tensor:
+    """``[N, >=7]`` boxes -> ``[N, 9, 2]`` BEV keypoints (metres): the 4 corners in
+    :meth:`Boxes3D.bev_corners` order (front-left, rear-left, rear-right, front-right), the centre, then the
+    midpoints of the edges (0, 1), (1, 2), (2, 3), (3, 0)."""
+    if boxes.ndim != 2 or boxes.shape[1] < 7:
+        raise ValueError(f"box_keypoints: boxes must be [N, >=7] (x y z l w h yaw ...), got {tuple(boxes.shape)}")
+    corners = Boxes3D(boxes[:, :7]).bev_corners()
+    mids = torch.stack([(corners[:, i] + corners[:, j]) / 2 for i, j in _EDGES], 1)
+    return torch.cat([corners, boxes[:, None, :2].to(corners), mids], 1)
+
+
+def sample_bev(feat: torch.Tensor, xy: torch.Tensor, grid) -> torch.Tensor:
+    """Bilinear samples of ``feat [B, C, H, W]`` at ``xy [B, M, K, 2]`` (metres) -> ``[B, M, K, C]``.
+
+    A cell's value sits at its centre (``align_corners=False``); x runs along W, y along H; outside the map the
+    map counts as 0 (``padding_mode='zeros'``)."""
+    grid = BEVGrid.from_any(grid)
+    if feat.ndim != 4 or tuple(feat.shape[-2:]) != grid.shape:
+        raise ValueError(f"sample_bev: feat must be [B, C, H, W] with (H, W) = {grid.shape} of the grid, got "
+                         f"{tuple(feat.shape)}")
+    if xy.ndim != 4 or xy.shape[0] != feat.shape[0] or xy.shape[-1] != 2:
+        raise ValueError(f"sample_bev: xy must be [B={feat.shape[0]}, M, K, 2], got {tuple(xy.shape)}")
+    lo = xy.new_tensor([grid.x_range[0], grid.y_range[0]])
+    size = xy.new_tensor([grid.x_range[1] - grid.x_range[0], grid.y_range[1] - grid.y_range[0]])
+    uv = (xy - lo) / size * 2 - 1
+    out = F.grid_sample(feat, uv.to(feat.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.permute(0, 2, 3, 1)  # [B, C, M, K] -> [B, M, K, C]
+
+
+def _num_boxes(boxes: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Boxes in the batch, averaged over ranks (plain count when not distributed), in ``like``'s dtype."""
+    count = torch.tensor(float(sum(len(b) for b in boxes)), device=like.device, dtype=like.dtype)
+    all_reduce(count, op="mean")
+    return count
+
+
+def _keypoints_of_batch(boxes: Sequence[torch.Tensor], device, dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Keypoints of every sample padded to the most boxes: ``[B, M, 9, 2]`` and ``valid [B, M]``."""
+    m = max([len(b) for b in boxes] + [1])
+    xy = torch.zeros(len(boxes), m, 9, 2, device=device, dtype=dtype)
+    valid = torch.zeros(len(boxes), m, dtype=torch.bool, device=device)
+    for b, bx in enumerate(boxes):
+        if len(bx):
+            xy[b, :len(bx)] = box_keypoints(torch.as_tensor(bx)[:, :7].to(device)).to(dtype)
+            valid[b, :len(bx)] = True
+    return xy, valid
+
+
+def _check_pair(name: str, student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence):
+    if student.shape != teacher.shape:
+        raise ValueError(f"{name}: student map {tuple(student.shape)} and teacher map {tuple(teacher.shape)} "
+                         f"differ; both detectors must share the BEV grid and channels (add an adapter)")
+    if len(boxes) != student.shape[0]:
+        raise ValueError(f"{name}: {len(boxes)} box sets for a batch of {student.shape[0]}")
+
+
+def keypoint_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid
+                          ) -> torch.Tensor:
+    """``sum over boxes of mean over (9 keypoints, C) |f_s - f_t|``, / (N + 1e-4); maps ``[B, C, H, W]``."""
+    _check_pair("keypoint_feature_loss", student, teacher, boxes)
+    xy, valid = _keypoints_of_batch(boxes, student.device, student.dtype)
+    diff = (sample_bev(student, xy, grid) - sample_bev(teacher.detach(), xy, grid)).abs().mean((2, 3))
+    return (diff * valid).sum() / (_num_boxes(boxes, student) + 1e-4)
+
+
+def _relation(feat: torch.Tensor, eps: float) -> torch.Tensor:
+    """``[..., 9, C]`` -> ``[..., 9, 9]`` cosine-like relations ``a a^T`` with ``a = x / (|x| + eps)``."""
+    a = feat / (feat.norm(dim=-1, keepdim=True) + eps)
+    return a @ a.transpose(-1, -2)
+
+
+def keypoint_relation_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
+                           eps: float = 1e-4) -> torch.Tensor:
+    """``sum over boxes of mean |R_s - R_t|`` over the 9 x 9 keypoint relations, / (N + 1e-4)."""
+    _check_pair("keypoint_relation_loss", student, teacher, boxes)
+    xy, valid = _keypoints_of_batch(boxes, student.device, student.dtype)
+    rs = _relation(sample_bev(student, xy, grid), eps)
+    rt = _relation(sample_bev(teacher.detach(), xy, grid), eps)
+    return ((rs - rt).abs().mean((2, 3)) * valid).sum() / (_num_boxes(boxes, student) + 1e-4)
+
+
+def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, device=None) -> torch.Tensor:
+    """``[B, H, W]`` float64: per sample the cell-wise max of every box's Gaussian, as :func:`draw_gaussian` splats
+    it (peak 1 at the box's centre cell, radius ``max(0, int(gaussian_radius(l / dx, w / dy, min_overlap)))``,
+    sigma ``(2 r + 1) / 6``, values below float32's eps dropped), for all boxes at once."""
+    grid = BEVGrid.from_any(grid)
+    H, W = grid.shape
+    mask = torch.zeros(len(boxes) * H * W, dtype=torch.float64, device=device)
+    if not any(len(b) for b in boxes):
+        return mask.view(len(boxes), H, W)
+    t = torch.cat([torch.as_tensor(b)[:, :7].double().to(device) for b in boxes])
+    sample = torch.cat([torch.full((len(b),), i, dtype=torch.long, device=device) for i, b in enumerate(boxes)])
+    ix = torch.floor((t[:, 0] - grid.x_range[0]) / grid.cell[0]).long()
+    iy = torch.floor((t[:, 1] - grid.y_range[0]) / grid.cell[1]).long()
+    radius = gaussian_radius(t[:, 3] / grid.cell[0], t[:, 4] / grid.cell[1], min_overlap).long().clamp(min=0)
+    r_max = int(radius.max())
+    d = torch.arange(-r_max, r_max + 1, device=device)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
+    sigma = (2 * radius[:, None].double() + 1) / 6
+    value = torch.exp(-(dx ** 2 + dy ** 2).double() / (2 * sigma * sigma))
+    value[value < torch.finfo(torch.float32).eps] = 0
+    x, y = ix[:, None] + dx, iy[:, None] + dy
+    keep = (dx.abs() <= radius[:, None]) & (dy.abs() <= radius[:, None]) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    cell = (sample[:, None] * H + y) * W + x
+    mask.scatter_reduce_(0, cell[keep], value[keep], reduce="amax")
+    return mask.view(len(boxes), H, W)
+
+
+def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str, torch.Tensor]],
+                  boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, t_temp: float = 2.0,
+                  clamp: float = 1e-4, reg_keys: Sequence[str] = ("reg", "height", "dim", "rot", "vel")
+                  ) -> Dict[str, torch.Tensor]:
+    """Head responses inside the boxes' Gaussians, summed over the tasks of a :class:`CenterHead` output (one
+    dict per task: ``heatmap`` logits ``[B, n, H, W]`` and the regression maps).
+
+    ``h_s = max_c clamp(sigmoid(s))``, ``h_t = max_c clamp(sigmoid(t / t_temp))`` (clamped to
+    ``[clamp, 1 - clamp]``); ``M`` = :func:`response_mask`; ``cls = sum M |h_s - h_t| / (sum M + 1e-4)`` and
+    ``reg = sum M mean_ch |r_s - r_t| / (sum M + 1e-4)`` over the channels of ``reg_keys`` present.
+    Returns ``dict(cls=..., reg=...)``."""
+    if len(student) != len(teacher):
+        raise ValueError(f"response_loss: the student head has {len(student)} tasks, the teacher's {len(teacher)}")
+    ref = student[0]["heatmap"]
+    mask = response_mask(boxes, grid, min_overlap, ref.device).to(ref.dtype)
+    if tuple(mask.shape) != (ref.shape[0], *ref.shape[-2:]):
+        raise ValueError(f"response_loss: heatmaps {tuple(ref.shape)} are not on the grid {tuple(mask.shape[1:])} "
+                         f"with {len(boxes)} box sets")
+    norm = mask.sum() + 1e-4
+    cls, reg = ref.new_zeros(()), ref.new_zeros(())
+    for t, (s_out, t_out) in enumerate(zip(student, teacher)):
+        keys = [k for k in reg_keys if k in s_out]
+        for k in ["heatmap", *keys]:
+            if k not in t_out or s_out[k].shape != t_out[k].shape:
+                raise ValueError(f"response_loss: task {t} map {k!r} differs between student "
+                                 f"{tuple(s_out[k].shape)} and teacher "
+                                 f"{tuple(t_out[k].shape) if k in t_out else 'missing'}")
+        hs = torch.sigmoid(s_out["heatmap"]).clamp(clamp, 1 - clamp).amax(1)
+        ht = torch.sigmoid(t_out["heatmap"].detach() / t_temp).clamp(clamp, 1 - clamp).amax(1)
+        cls = cls + (mask * (hs - ht).abs()).sum() / norm
+        if keys:
+            rs = torch.cat([s_out[k] for k in keys], 1)
+            rt = torch.cat([t_out[k].detach() for k in keys], 1)
+            reg = reg + (mask * (rs - rt).abs().mean(1)).sum() / norm
+    return dict(cls=cls, reg=reg)

@@ -1,0 +1,165 @@
+"""BEV distillation losses against independent oracles: hand-written keypoints, a map whose value names its cell,
+float64 loops per box and keypoint with a hand-written bilinear sample, and draw_gaussian per box."""
+import numpy as np
+import pytest
+import torch
+
+from pc_kd.heads.det.gaussian import draw_gaussian, gaussian_radius
+from pc_kd.models.losses.bev_distill import (box_keypoints, keypoint_feature_loss, keypoint_relation_loss,
+                                             response_loss, response_mask, sample_bev)
+
+GRID = dict(x_range=(-8.0, 8.0), y_range=(-4.0, 6.0), z_range=(-5.0, 3.0), cell=(0.5, 0.4))  # H 25, W 32
+H, W = 25, 32
+
+
+def _boxes(n, seed):
+    g = np.random.default_rng(seed)
+    return torch.from_numpy(np.stack([g.uniform(-9, 9, n), g.uniform(-5, 7, n), g.uniform(-1, 1, n),
+                                      g.uniform(0.4, 5, n), g.uniform(0.4, 2.5, n), g.uniform(1, 2, n),
+                                      g.uniform(-np.pi, np.pi, n)], 1))
+
+
+def test_box_keypoints_are_corners_centre_and_edge_midpoints_and_turn_with_the_box():
+    box = torch.tensor([[1.0, 2.0, 0.0, 4.0, 2.0, 1.5, 0.0]], dtype=torch.float64)
+    expected = [[3, 3], [-1, 3], [-1, 1], [3, 1], [1, 2], [1, 3], [-1, 2], [1, 1], [3, 2]]
+    torch.testing.assert_close(box_keypoints(box)[0], torch.tensor(expected, dtype=torch.float64))
+    for yaw in (0.3, -2.0, 3.0):
+        turned = box.clone()
+        turned[0, 6] = yaw
+        rot = torch.tensor([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]], dtype=torch.float64)
+        centre = box[0, :2]
+        torch.testing.assert_close(box_keypoints(turned)[0], (box_keypoints(box)[0] - centre) @ rot.T + centre)
+    with pytest.raises(ValueError, match=r"\[N, >=7\]"):
+        box_keypoints(torch.zeros(3, 5))
+
+
+def test_sample_bev_reads_x_along_w_and_y_along_h_at_cell_centres_and_zero_outside():
+    i, j = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    feat = torch.stack([j + 100 * i, -j])[None]  # [1, 2, H, W]: channel 0 = column + 100 * row
+    cells = torch.tensor([[0, 0], [3, 7], [31, 24], [10, 2]], dtype=torch.float64)  # (column, row)
+    xy = torch.stack([-8.0 + (cells[:, 0] + 0.5) * 0.5, -4.0 + (cells[:, 1] + 0.5) * 0.4], 1)
+    half = torch.tensor([[-8.0 + 4.0 * 0.5, -4.0 + 5.0 * 0.4]], dtype=torch.float64)  # between columns 3, 4 / rows 4, 5
+    out = sample_bev(feat, torch.cat([xy, half])[None, :, None], GRID)[0, :, 0]
+    torch.testing.assert_close(out[:4, 0], cells[:, 0] + 100 * cells[:, 1])
+    torch.testing.assert_close(out[:4, 1], -cells[:, 0])
+    torch.testing.assert_close(out[4, 0], torch.tensor(3.5 + 100 * 4.5, dtype=torch.float64))
+    far = sample_bev(feat, torch.tensor([[[[30.0, 0.0], [0.0, -20.0]]]], dtype=torch.float64), GRID)
+    assert far.abs().max() == 0
+    with pytest.raises(ValueError, match=r"\(H, W\) = \(25, 32\)"):
+        sample_bev(feat[..., :-1], xy[None, :, None], GRID)
+
+
+def _bilinear(feat, x, y):
+    """Hand-written bilinear sample of ``feat [C, H, W]`` at metres (x, y), cell values at cell centres, 0 outside."""
+    u, v = (x - GRID["x_range"][0]) / 0.5 - 0.5, (y - GRID["y_range"][0]) / 0.4 - 0.5
+    j0, i0 = int(np.floor(u)), int(np.floor(v))
+    out = torch.zeros(feat.shape[0], dtype=torch.float64)
+    for di in (0, 1):
+        for dj in (0, 1):
+            w = (1 - abs(u - j0 - dj)) * (1 - abs(v - i0 - di))
+            if 0 <= i0 + di < H and 0 <= j0 + dj < W:
+                out += w * feat[:, i0 + di, j0 + dj]
+    return out
+
+
+def _keypoint_loop(fs, ft, boxes, relation):
+    total, count = 0.0, sum(len(b) for b in boxes)
+    for b, bx in enumerate(boxes):
+        for box in bx:
+            kps = box_keypoints(box[None])[0]
+            s = torch.stack([_bilinear(fs[b], float(x), float(y)) for x, y in kps])
+            t = torch.stack([_bilinear(ft[b], float(x), float(y)) for x, y in kps])
+            if relation:
+                s, t = s / (s.norm(dim=1, keepdim=True) + 1e-4), t / (t.norm(dim=1, keepdim=True) + 1e-4)
+                s, t = s @ s.T, t @ t.T
+            total += float((s - t).abs().mean())
+    return total / (count + 1e-4)
+
+
+@pytest.mark.parametrize("relation", [False, True])
+def test_keypoint_losses_equal_a_float64_loop_per_box_and_keypoint(relation):
+    g = torch.Generator().manual_seed(0)
+    fs, ft = torch.randn(3, 5, H, W, generator=g, dtype=torch.float64), torch.randn(3, 5, H, W, generator=g,
+                                                                                 dtype=torch.float64)
+    boxes = [_boxes(4, 1), _boxes(0, 2), _boxes(7, 3)]  # boxes reach past the map's borders
+    loss_fn = keypoint_relation_loss if relation else keypoint_feature_loss
+    loss = loss_fn(fs, ft, boxes, GRID)
+    assert abs(float(loss) - _keypoint_loop(fs, ft, boxes, relation)) < 1e-9
+
+
+def test_response_mask_equals_draw_gaussian_per_box():
+    boxes = [_boxes(9, 4), torch.zeros(0, 7), _boxes(5, 5)]
+    boxes[0][0, 3:5] = torch.tensor([0.3, 0.3])  # radius 0
+    expected = torch.zeros(3, H, W, dtype=torch.float64)
+    for b, bx in enumerate(boxes):
+        for box in bx:
+            radius = max(0, int(gaussian_radius(float(box[3]) / 0.5, float(box[4]) / 0.4, 0.7)))
+            draw_gaussian(expected[b], (int(np.floor((box[0] + 8) / 0.5)), int(np.floor((box[1] + 4) / 0.4))), radius)
+    torch.testing.assert_close(response_mask(boxes, GRID), expected, atol=0, rtol=0)
+    assert expected[1].max() == 0 and expected[0].max() == 1
+
+
+def _head_maps(seed, tasks=(1, 2)):
+    g = torch.Generator().manual_seed(seed)
+    return [dict(heatmap=torch.randn(2, n, H, W, generator=g, dtype=torch.float64),
+                 reg=torch.randn(2, 2, H, W, generator=g, dtype=torch.float64),
+                 rot=torch.randn(2, 2, H, W, generator=g, dtype=torch.float64)) for n in tasks]
+
+
+def test_response_loss_equals_a_loop_over_cells():
+    s_out, t_out = _head_maps(0), _head_maps(1)
+    boxes = [_boxes(6, 6), _boxes(3, 7)]
+    out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0, clamp=1e-4)
+    mask = response_mask(boxes, GRID, 0.7)
+    cls = reg = 0.0
+    for s, t in zip(s_out, t_out):
+        for b in range(2):
+            for i in range(H):
+                for j in range(W):
+                    m = float(mask[b, i, j])
+                    if m == 0:
+                        continue
+                    hs = max(min(max(1 / (1 + np.exp(-float(v))), 1e-4), 1 - 1e-4) for v in s["heatmap"][b, :, i, j])
+                    ht = max(min(max(1 / (1 + np.exp(-float(v) / 2)), 1e-4), 1 - 1e-4) for v in t["heatmap"][b, :, i, j])
+                    cls += m * abs(hs - ht)
+                    rs = torch.cat([s["reg"][b, :, i, j], s["rot"][b, :, i, j]])
+                    rt = torch.cat([t["reg"][b, :, i, j], t["rot"][b, :, i, j]])
+                    reg += m * float((rs - rt).abs().mean())
+    norm = float(mask.sum()) + 1e-4
+    assert abs(float(out["cls"]) - cls / norm) < 1e-9 and abs(float(out["reg"]) - reg / norm) < 1e-9
+
+
+def test_losses_vanish_for_equal_maps_reach_only_the_student_and_survive_empty_batches():
+    g = torch.Generator().manual_seed(2)
+    fs = torch.randn(2, 4, H, W, generator=g, dtype=torch.float64, requires_grad=True)
+    ft = fs.detach().clone().requires_grad_(True)
+    boxes = [_boxes(3, 8), _boxes(2, 9)]
+    s_out = [{k: v.clone().requires_grad_(True) for k, v in task.items()} for task in _head_maps(3)]
+    same = [{k: v.detach().clone() * (2.0 if k == "heatmap" else 1.0) for k, v in task.items()} for task in s_out]
+    for fn in (keypoint_feature_loss, keypoint_relation_loss):
+        assert float(fn(fs, ft, boxes, GRID)) < 1e-12
+    out = response_loss(s_out, same, boxes, GRID)  # the teacher's logits are divided by t_temp = 2
+    assert float(out["cls"]) < 1e-12 and float(out["reg"]) < 1e-12
+    other = torch.randn(2, 4, H, W, generator=g, dtype=torch.float64, requires_grad=True)
+    (keypoint_feature_loss(fs, other, boxes, GRID) + keypoint_relation_loss(fs, other, boxes, GRID)).backward()
+    assert fs.grad is not None and fs.grad.abs().sum() > 0 and other.grad is None
+    empty = [torch.zeros(0, 7), torch.zeros(0, 9)]
+    for fn in (keypoint_feature_loss, keypoint_relation_loss):
+        loss = fn(fs, other, empty, GRID)
+        assert float(loss) == 0 and loss.requires_grad and torch.isfinite(loss)
+        loss.backward()
+    out = response_loss(s_out, _head_maps(4), empty, GRID)
+    assert float(out["cls"]) == 0 and float(out["reg"]) == 0 and out["cls"].requires_grad
+
+
+def test_mismatched_student_and_teacher_maps_are_named():
+    a, b = torch.zeros(1, 4, H, W), torch.zeros(1, 8, H, W)
+    with pytest.raises(ValueError, match=r"student map \(1, 4, 25, 32\) and teacher map \(1, 8, 25, 32\)"):
+        keypoint_feature_loss(a, b, [torch.zeros(0, 7)], GRID)
+    with pytest.raises(ValueError, match="task 0 map 'rot' differs"):
+        s = _head_maps(0)
+        t = _head_maps(1)
+        t[0]["rot"] = t[0]["rot"][:, :1]
+        response_loss(s, t, [torch.zeros(0, 7)] * 2, GRID)
+    with pytest.raises(ValueError, match="2 tasks, the teacher's 1"):
+        response_loss(_head_maps(0), _head_maps(1, tasks=(1,)), [torch.zeros(0, 7)] * 2, GRID)
