@@ -8,5 +8,5 @@ from .runner import add_runner_args, bare_model, build_runner, check_config_keys
 
 __all__ = ["AtomicLocalBackend", "PortableHistoryBuffer", "check_state_dict_matches", "load_local_checkpoint",
            "safe_globals", "setup_safe_checkpointing", "ClusterCentroidsHook", "ReclusterHook",
-           "PortableCheckpointHook", "point_features", "predict_first_test_sample", "superpoint_features", "add_runner_args", "bare_model",
-           "build_runner", "check_config_keys", "load_config", "load_weights_strict"]
+           "PortableCheckpointHook", "point_features", "predict_first_test_sample", "superpoint_features",
+           "add_runner_args", "bare_model", "build_runner", "check_config_keys", "load_config", "load_weights_strict"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce
 
-from pc_kd.heads.det.gaussian import gaussian_radius
+from pc_kd.heads.det.gaussian import gaussian_2d, gaussian_radius
 from pc_kd.ops.bev_pool import BEVGrid
 from pc_kd.structures import Boxes3D
 
@@ -108,8 +108,8 @@ def keypoint_relation_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: 
 
 def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, device=None) -> torch.Tensor:
     """``[B, H, W]`` float64: per sample the cell-wise max of every box's Gaussian, as :func:`draw_gaussian` splats
-    it (peak 1 at the box's centre cell, radius ``max(0, int(gaussian_radius(l / dx, w / dy, min_overlap)))``,
-    sigma ``(2 r + 1) / 6``, values below float32's eps dropped), for all boxes at once."""
+    it (:func:`gaussian_2d` of radius ``max(0, int(gaussian_radius(l / dx, w / dy, min_overlap)))``, peak 1 at the
+    box's centre cell), for all boxes at once: one kernel per distinct radius, no loop over boxes."""
     grid = BEVGrid.from_any(grid)
     H, W = grid.shape
     mask = torch.zeros(len(boxes) * H * W, dtype=torch.float64, device=device)
@@ -120,15 +120,16 @@ def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7,
     ix = torch.floor((t[:, 0] - grid.x_range[0]) / grid.cell[0]).long()
     iy = torch.floor((t[:, 1] - grid.y_range[0]) / grid.cell[1]).long()
     radius = gaussian_radius(t[:, 3] / grid.cell[0], t[:, 4] / grid.cell[1], min_overlap).long().clamp(min=0)
-    r_max = int(radius.max())
+    radii, which = radius.unique(return_inverse=True)
+    r_max = int(radii.max())
+    kernels = torch.zeros(len(radii), 2 * r_max + 1, 2 * r_max + 1, dtype=torch.float64, device=device)
+    for k, r in enumerate(radii.tolist()):  # zero-padded to the largest radius
+        kernels[k, r_max - r:r_max + r + 1, r_max - r:r_max + r + 1] = gaussian_2d(r, torch.float64)
     d = torch.arange(-r_max, r_max + 1, device=device)
     dy, dx = torch.meshgrid(d, d, indexing="ij")
-    dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
-    sigma = (2 * radius[:, None].double() + 1) / 6
-    value = torch.exp(-(dx ** 2 + dy ** 2).double() / (2 * sigma * sigma))
-    value[value < torch.finfo(torch.float32).eps] = 0
-    x, y = ix[:, None] + dx, iy[:, None] + dy
-    keep = (dx.abs() <= radius[:, None]) & (dy.abs() <= radius[:, None]) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    x, y = ix[:, None] + dx.reshape(1, -1), iy[:, None] + dy.reshape(1, -1)
+    value = kernels[which].reshape(len(t), -1)
+    keep = (value > 0) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
     cell = (sample[:, None] * H + y) * W + x
     mask.scatter_reduce_(0, cell[keep], value[keep], reduce="amax")
     return mask.view(len(boxes), H, W)
