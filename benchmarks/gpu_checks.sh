@@ -16,3 +16,5 @@ python bench_voxel_scatter.py --device cuda --repeats 10 --json "../$out/voxel_s
     | tee -a "../$out/bench.log"
 python bench_lss_step.py --device cuda --batch 4 --repeats 3 --json "../$out/lss_step.json" 2>&1 \
     | tee -a "../$out/bench.log"
+python bench_bev_distill.py --device cuda --boxes 200 --batch 4 --repeats 5 --step --json "../$out/bev_distill.json" \
+    2>&1 | tee -a "../$out/bench.log"

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from pc_kd.heads.det.gaussian import draw_gaussian, gaussian_radius
-from pc_kd.models.losses.bev_distill import (box_keypoints, keypoint_feature_loss, keypoint_relation_loss,
-                                             response_loss, response_mask, sample_bev)
+from pc_kd.models.losses.bev_distill import (box_keypoints, dense_feature_loss, keypoint_feature_loss,
+                                             keypoint_relation_loss, response_loss, response_mask, sample_bev)
 
 GRID = dict(x_range=(-8.0, 8.0), y_range=(-4.0, 6.0), z_range=(-5.0, 3.0), cell=(0.5, 0.4))  # H 25, W 32
 H, W = 25, 32
@@ -129,6 +129,26 @@ def test_response_loss_equals_a_loop_over_cells():
     assert abs(float(out["cls"]) - cls / norm) < 1e-9 and abs(float(out["reg"]) - reg / norm) < 1e-9
 
 
+def test_dense_feature_loss_equals_a_loop_over_cells_with_the_box_gaussians():
+    g = torch.Generator().manual_seed(5)
+    fs, ft = torch.randn(2, 3, H, W, generator=g, dtype=torch.float64), torch.randn(2, 3, H, W, generator=g,
+                                                                                 dtype=torch.float64)
+    boxes = [_boxes(5, 10), _boxes(2, 11)]
+    num = den = 0.0
+    for b, bx in enumerate(boxes):
+        weight = torch.zeros(H, W, dtype=torch.float64)
+        for box in bx:  # the Gaussians drawn one box at a time, overlap 0.1
+            radius = max(0, int(gaussian_radius(float(box[3]) / 0.5, float(box[4]) / 0.4, 0.1)))
+            draw_gaussian(weight, (int(np.floor((box[0] + 8) / 0.5)), int(np.floor((box[1] + 4) / 0.4))), radius)
+        for i in range(H):
+            for j in range(W):
+                num += float(weight[i, j]) * float(((fs[b, :, i, j] - ft[b, :, i, j]) ** 2).mean())
+                den += float(weight[i, j])
+    assert den > 0 and abs(float(dense_feature_loss(fs, ft, boxes, GRID)) - num / (den + 1e-4)) < 1e-9
+    # a bigger overlap draws smaller Gaussians: a different weighting
+    assert abs(float(dense_feature_loss(fs, ft, boxes, GRID, min_overlap=0.7)) - num / (den + 1e-4)) > 1e-6
+
+
 def test_losses_vanish_for_equal_maps_reach_only_the_student_and_survive_empty_batches():
     g = torch.Generator().manual_seed(2)
     fs = torch.randn(2, 4, H, W, generator=g, dtype=torch.float64, requires_grad=True)
@@ -136,15 +156,16 @@ def test_losses_vanish_for_equal_maps_reach_only_the_student_and_survive_empty_b
     boxes = [_boxes(3, 8), _boxes(2, 9)]
     s_out = [{k: v.clone().requires_grad_(True) for k, v in task.items()} for task in _head_maps(3)]
     same = [{k: v.detach().clone() * (2.0 if k == "heatmap" else 1.0) for k, v in task.items()} for task in s_out]
-    for fn in (keypoint_feature_loss, keypoint_relation_loss):
+    for fn in (keypoint_feature_loss, keypoint_relation_loss, dense_feature_loss):
         assert float(fn(fs, ft, boxes, GRID)) < 1e-12
     out = response_loss(s_out, same, boxes, GRID)  # the teacher's logits are divided by t_temp = 2
     assert float(out["cls"]) < 1e-12 and float(out["reg"]) < 1e-12
     other = torch.randn(2, 4, H, W, generator=g, dtype=torch.float64, requires_grad=True)
-    (keypoint_feature_loss(fs, other, boxes, GRID) + keypoint_relation_loss(fs, other, boxes, GRID)).backward()
+    (keypoint_feature_loss(fs, other, boxes, GRID) + keypoint_relation_loss(fs, other, boxes, GRID)
+     + dense_feature_loss(fs, other, boxes, GRID)).backward()
     assert fs.grad is not None and fs.grad.abs().sum() > 0 and other.grad is None
     empty = [torch.zeros(0, 7), torch.zeros(0, 9)]
-    for fn in (keypoint_feature_loss, keypoint_relation_loss):
+    for fn in (keypoint_feature_loss, keypoint_relation_loss, dense_feature_loss):
         loss = fn(fs, other, empty, GRID)
         assert float(loss) == 0 and loss.requires_grad and torch.isfinite(loss)
         loss.backward()

@@ -1,7 +1,13 @@
 """BEVDistiller on the synthetic-driving detectors: a LiDAR teacher loaded from its checkpoint stays frozen, in
-eval mode and out of the student's checkpoints while a camera student trains; a student that is the teacher
-gets zero distillation losses; bad teacher input is named."""
+eval mode and out of the student's checkpoints while a camera student trains (every loss term, the two options
+too); a student that is the teacher gets zero distillation losses; a student given by its config starts from the
+baseline's weights; a distillation run resumed from a checkpoint continues the uninterrupted run's loss curve; bad
+teacher input (checkpoint, grid, channels, weights, camera rig) is named."""
 import copy
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +18,12 @@ from mmengine.registry import init_default_scope
 
 from pc_kd.registry import DATASETS, MODELS
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "supervised"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "supervised"
 LIDAR = str(CONFIGS / "supervised_centerpoint-pillar_none_synthetic-driving.py")
 CAMERA = str(CONFIGS / "supervised_lss-camera_none_synthetic-driving.py")
 WEIGHTS = dict(feature=100.0, relation=40.0, response=10.0)  # UniDistill's LiDAR -> camera weights
+ALL_TERMS = dict(WEIGHTS, dense=10.0, crosskd=10.0)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +45,7 @@ def setup(tmp_path_factory):
 
 def test_camera_student_trains_while_the_lidar_teacher_stays_frozen_in_eval_and_out_of_checkpoints(setup):
     distiller = MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=LIDAR,
-                                  teacher_ckpt=setup["ckpt"], weights=WEIGHTS))
+                                  teacher_ckpt=setup["ckpt"], weights=ALL_TERMS))
     saved = torch.load(setup["ckpt"], weights_only=True)["state_dict"]
     teacher_params = {id(p) for p in distiller.teacher.parameters()}
     assert not teacher_params & {id(p) for p in distiller.parameters()}
@@ -47,7 +55,8 @@ def test_camera_student_trains_while_the_lidar_teacher_stays_frozen_in_eval_and_
         data = distiller.data_preprocessor(setup["batch"], True)
         losses = distiller(**data, mode="loss")
         assert {"loss_distill_feature", "loss_distill_relation", "loss_distill_response_cls",
-                "loss_distill_response_reg", "loss_depth", "loss_heatmap_0"} <= set(losses)
+                "loss_distill_response_reg", "loss_distill_dense", "loss_distill_crosskd_cls",
+                "loss_distill_crosskd_reg", "loss_depth", "loss_heatmap_0"} <= set(losses)
         assert all(torch.isfinite(v) for v in losses.values()) and float(losses["loss_distill_feature"]) > 0
         optim.zero_grad()
         sum(losses.values()).backward()
@@ -66,7 +75,7 @@ def test_camera_student_trains_while_the_lidar_teacher_stays_frozen_in_eval_and_
 
 def test_a_student_that_is_its_teacher_gets_zero_distillation_losses(setup):
     distiller = MODELS.build(dict(type="BEVDistiller", student=setup["lidar"], teacher=setup["lidar"],
-                                  teacher_ckpt=setup["ckpt"], weights=WEIGHTS, adapter=None,
+                                  teacher_ckpt=setup["ckpt"], weights=ALL_TERMS, adapter=None,
                                   t_temp=1.0))  # the default 2 softens the teacher's heatmap on purpose
     distiller.student.load_state_dict(distiller.teacher.state_dict())
     distiller.eval()
@@ -76,7 +85,36 @@ def test_a_student_that_is_its_teacher_gets_zero_distillation_losses(setup):
     assert sum(len(b) for b in boxes) > 0
     with torch.no_grad():
         losses = distiller.distill_losses(distiller.student.extract(inputs), distiller.teacher.extract(inputs), boxes)
-    assert len(losses) == 4 and all(float(v) < 1e-6 for v in losses.values()), losses
+    assert len(losses) == 7 and all(float(v) < 1e-6 for v in losses.values()), losses
+
+
+def test_crosskd_reaches_the_student_through_the_frozen_teacher_head(setup):
+    distiller = MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=LIDAR,
+                                  teacher_ckpt=setup["ckpt"], weights=dict(crosskd=1.0)))
+    distiller.train()
+    data = distiller.data_preprocessor(setup["batch"], True)
+    feats = distiller.student.extract(data["inputs"])
+    with torch.no_grad():
+        teacher_feats = distiller.teacher.extract(data["inputs"])
+    boxes = [s.gt_instances_3d.bboxes_3d.tensor for s in data["data_samples"]]
+    losses = distiller.distill_losses(feats, teacher_feats, boxes)
+    assert set(losses) == {"loss_distill_crosskd_cls", "loss_distill_crosskd_reg"}
+    sum(losses.values()).backward()
+    assert distiller.adapters["bev_high"].weight.grad.abs().sum() > 0
+    assert next(distiller.student.backbone.stages.parameters()).grad.abs().sum() > 0  # through the neck and backbone
+    assert distiller.student.head.shared_conv[0].weight.grad is None  # the student's own head is not used
+    assert all(p.grad is None for p in distiller.teacher.parameters())
+
+
+def test_a_student_given_by_its_config_starts_from_the_baseline_weights(setup):
+    torch.manual_seed(3)
+    baseline = MODELS.build(Config.fromfile(CAMERA).model)
+    torch.manual_seed(3)
+    distiller = MODELS.build(dict(type="BEVDistiller", student=CAMERA, teacher=LIDAR, teacher_ckpt=setup["ckpt"]))
+    student = distiller.student.state_dict()
+    assert student.keys() == baseline.state_dict().keys()
+    for name, value in baseline.state_dict().items():
+        torch.testing.assert_close(student[name], value, atol=0, rtol=0, msg=name)
 
 
 def test_bad_teacher_input_is_named(setup, tmp_path):
@@ -94,3 +132,55 @@ def test_bad_teacher_input_is_named(setup, tmp_path):
         MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=other_grid))
     with pytest.raises(ValueError, match="channels"):
         MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=LIDAR, adapter=None))
+    # a camera teacher trained on 112 x 200 images shown the batch's 48 x 96 ones
+    camera_teacher = MODELS.build(Config.fromfile(CAMERA).model)
+    camera_ckpt = tmp_path / "camera.pth"
+    torch.save({"state_dict": camera_teacher.state_dict()}, camera_ckpt)
+    distiller = MODELS.build(dict(type="BEVDistiller", student=setup["lidar"], teacher=CAMERA,
+                                  teacher_ckpt=str(camera_ckpt)))
+    data = distiller.data_preprocessor(setup["batch"], True)
+    with pytest.raises(ValueError, match=r"supervised_lss-camera_none_synthetic-driving.py\) was trained on img_hw "
+                                         r"\[112, 200\], the samples have \[48, 96\]; camera rigs differ"):
+        distiller(**data, mode="loss")
+    # the training config a Runner checkpoint records wins over the config file: this teacher saw 48 x 96
+    trained = Config.fromfile(CAMERA)
+    trained.train_dataloader.dataset.image_hw = (48, 96)
+    torch.save({"state_dict": camera_teacher.state_dict(), "meta": {"cfg": trained.pretty_text}}, camera_ckpt)
+    distiller = MODELS.build(dict(type="BEVDistiller", student=setup["lidar"], teacher=CAMERA,
+                                  teacher_ckpt=str(camera_ckpt)))
+    assert torch.isfinite(sum(distiller(**data, mode="loss").values()))
+
+
+def _losses(log_text):
+    return {int(i): float(v) for i, v in re.findall(r"Iter\(train\)\s+\[\s*(\d+)/\d+\].*?\sloss: ([0-9.]+)", log_text)}
+
+
+@pytest.mark.slow
+def test_a_resumed_distillation_run_continues_the_same_loss_curve(setup, tmp_path):
+    config = ROOT / "configs" / "unidistill" / "unidistill_lss-camera_centerpoint-pillar_synthetic-driving.py"
+    data_root = Path(setup["ckpt"]).parent
+
+    def train(work, max_iters, resume=False):
+        opts = [f"model.teacher_ckpt={setup['ckpt']}", f"train_cfg.max_iters={max_iters}",
+                "train_cfg.val_interval=1000", "default_hooks.checkpoint.interval=3",
+                "default_hooks.logger.interval=1", "log_processor.window_size=1"]
+        opts += [f"train_dataloader.dataset.{kv}" for kv in
+                 ("num_samples=2", f"data_root={data_root}", "image_hw=[48,96]", "num_objects=12")]
+        resume_flag = ["--resume"] if resume else []
+        cmd = [sys.executable, "tools/train.py", str(config), "--work-dir", str(work), *resume_flag, "--cfg-options",
+               *opts]
+        out = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="2"), capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+        return _losses(out.stdout + out.stderr)
+
+    straight = train(tmp_path / "straight", 6)
+    first = train(tmp_path / "split", 3)
+    resumed = train(tmp_path / "split", 6, resume=True)
+    assert sorted(straight) == list(range(1, 7)) and sorted(resumed) == [4, 5, 6]
+    for i in (1, 2, 3):
+        assert first[i] == pytest.approx(straight[i], rel=1e-4)
+    for i in (4, 5, 6):
+        assert resumed[i] == pytest.approx(straight[i], rel=1e-3), (i, resumed, straight)
+    ckpt = torch.load(tmp_path / "split" / "iter_6.pth", map_location="cpu", weights_only=False)
+    assert not any(k.startswith("teacher") for k in ckpt["state_dict"])

@@ -75,18 +75,22 @@ def test_demo_bev_trains_scores_and_draws(tmp_path):
     opts = _options(tmp_path / "data", 3, work)
     opts = [o for o in opts if not o.startswith(("default_hooks.checkpoint.interval", "test_evaluator"))]
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
-    out = subprocess.run([sys.executable, "tools/demo_bev.py", "--work-dir", str(work), "--cfg-options", *opts],
+    out = subprocess.run([sys.executable, "tools/demo_bev.py", "--work-dir", str(work), "--distill", "lidar_to_camera",
+                          "--cfg-options", *opts],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
     for row in ("| lidar |", "| camera |", "| fusion |", "| random boxes |", "| ground truth boxes |"):
         assert row in log
     assert re.search(r"camera: final depth loss [0-9.]+, bev_pool share of a training step [0-9.]+ %", log)
+    distill_row = r"\| lidar_to_camera \(camera <- lidar\) \|.*\| [+-][0-9.]+ \| [01] of 1 \| [0-9]+ % / [0-9.]+ % \|"
+    assert re.search(distill_row, log)
     results = json.loads((work / "results.json").read_text())
     assert results["reference"]["ground truth"]["mAP"] == pytest.approx(1.0)
     assert results["reference"]["random"]["mAP"] < 0.15  # a floor: 4 m matches happen by chance
     from PIL import Image
 
-    for name in ("bev_lidar", "cameras_camera", "bev_fusion", "cameras_fusion"):
+    assert results["distillation"]["lidar_to_camera"][0]["seed"] == 0
+    for name in ("bev_lidar", "cameras_camera", "bev_fusion", "cameras_fusion", "distill_lidar_to_camera"):
         with Image.open(work / f"{name}.png") as img:
             assert img.size[0] > 500 and img.size[1] > 300

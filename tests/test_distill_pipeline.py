@@ -224,3 +224,16 @@ def test_superpoint_clustering_stage_trains_resumes_and_needs_a_checkpoint(demo_
                       "--cfg-options", "train_cfg.max_epochs=2", *opts], work)
     assert code == 0, log[-4000:]
     assert "resumed epoch: 1" in log and "ReclusterHook: epoch 1, 20 primitives" in log  # refit after resume
+
+
+def test_training_after_a_render_in_the_same_process_does_not_crash(tmp_path):
+    """A demo renders with open3d, then trains: the first optimiser step imports torch._dynamo, which loads
+    triton's LLVM; after Mesa's (the renderer's) that segfaulted, so the renderer loads triton first."""
+    pytest.importorskip("open3d", reason="rendering needs the [vis] extra (open3d)")
+    code = ("import numpy as np, torch\n"
+            "from pc_kd.visualization import render_points\n"
+            f"render_points(np.random.rand(50, 3), np.random.rand(50, 3), {str(tmp_path / 'r.png')!r})\n"
+            "p = torch.nn.Parameter(torch.ones(3)); opt = torch.optim.AdamW([p]); p.sum().backward(); opt.step()\n"
+            "print('stepped')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "stepped" in out.stdout, (out.returncode, out.stderr[-2000:])

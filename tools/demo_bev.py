@@ -1,8 +1,9 @@
-"""BEV detection on synthetic driving scenes, end to end: generate 64 + 64 key frames (cached), train the LiDAR,
-camera and fusion detectors by the Runner, score each with the nuScenes metric, print one table, draw pictures.
+"""BEV detection and cross-modal BEV distillation on synthetic driving scenes, end to end: generate 64 + 64 key
+frames (cached), train the LiDAR, camera and fusion detectors by the Runner, distil them into each other
+(UniDistill's paths), score every model with the nuScenes metric, print the tables, draw pictures.
 
     python tools/demo_bev.py [--work-dir work_dirs/demo_bev] [--seeds 0 1 2] [--detectors lidar camera fusion]
-        [--cfg-options k=v ...]
+        [--distill lidar_to_camera fusion_to_camera camera_to_lidar fusion_to_lidar ...] [--cfg-options k=v ...]
 
 Rows: the three detectors (mean +- std over seeds), and two rows that need no training, scored the same way: a
 floor (random boxes: uniform positions, class-mean sizes) and a ceiling (the GT boxes themselves). Also
@@ -10,8 +11,21 @@ reported: training and metric seconds, the camera detector's final depth loss an
 step spent in ``bev_pool``. Pictures of the first validation frame (first seed): ``bev_<detector>.png`` (GT vs
 predictions over the LiDAR points), ``cameras_<detector>.png`` (predictions in the six images) and
 ``render_<detector>.png`` (open3d, when installed). A JSON of every number goes to ``results.json``.
+
+Distillation (``--distill``): each path trains its student config from ``configs/unidistill`` with the teacher
+detector of the same seed (trained first, in this run) and is compared with the student's baseline of the same
+seed: same initial weights, same data order, so the difference per seed is the distillation's. Extra paths:
+``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` (the ablation of UniDistill's terms) and
+``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options). Reported per path: the scores, the
+paired mAP difference, the seeds it helped, and for the first seed the share of a training step spent in the
+teacher and in the distillation losses, and ``distill_<path>.png`` (teacher, baseline and distilled heatmaps and
+BEV features, box keypoints marked).
+
+Every run keeps its work folder; a rerun reuses a run whose final checkpoint and ``run.json`` exist and whose
+config is unchanged (only scoring it again), so an interrupted demo resumes where it stopped.
 """
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -25,32 +39,128 @@ ROOT = Path(__file__).resolve().parents[1] / "configs" / "supervised"
 DETECTORS = {"lidar": ROOT / "supervised_centerpoint-pillar_none_synthetic-driving.py",
              "camera": ROOT / "supervised_lss-camera_none_synthetic-driving.py",
              "fusion": ROOT / "supervised_bevfusion_none_synthetic-driving.py"}
+UNIDISTILL = ROOT.parent / "unidistill"
+_L2C = UNIDISTILL / "unidistill_lss-camera_centerpoint-pillar_synthetic-driving.py"
+# path: (config, student detector, teacher detector, weights replacing the config's or None)
+DISTILL = {
+    "lidar_to_camera": (_L2C, "camera", "lidar", None),
+    "fusion_to_camera": (UNIDISTILL / "unidistill_lss-camera_bevfusion_synthetic-driving.py", "camera", "fusion", None),
+    "camera_to_lidar": (UNIDISTILL / "unidistill_centerpoint-pillar_lss-camera_synthetic-driving.py", "lidar", "camera",
+                        None),
+    "fusion_to_lidar": (UNIDISTILL / "unidistill_centerpoint-pillar_bevfusion_synthetic-driving.py", "lidar", "fusion",
+                        None),
+    "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(feature=100.0, relation=0.0, response=0.0)),
+    "lidar_to_camera_feature_relation": (_L2C, "camera", "lidar", dict(feature=100.0, relation=40.0, response=0.0)),
+    "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
+                              "camera", "lidar", None),
+    "lidar_to_camera_crosskd": (UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py",
+                                "camera", "lidar", None),
+}
 METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
 
-def train_and_test(name, seed, work_dir, options):
-    """Train detector ``name`` with ``seed`` by the Runner; return its runner and test metrics (+ timings)."""
-    from pc_kd.engine import build_runner
+def _fingerprint(cfg) -> str:
+    """Hash of what decides a run's result (model, data, schedule, seed), not of where it is written."""
+    keep = {k: cfg.get(k) for k in ("model", "train_dataloader", "optim_wrapper", "param_scheduler", "train_cfg",
+                                    "randomness")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    cfg = Config.fromfile(DETECTORS[name])
+
+def run_config(config, seed, work_dir, options, tag):
+    """The config of one demo run: ``config`` with ``options``, ``seed``, its work folder, scored once."""
+    cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
     cfg.work_dir, cfg.randomness = str(work_dir), dict(seed=seed, deterministic=False)
-    cfg.experiment_name = f"demo_bev_{name}_seed{seed}"  # one logger per run in this process
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1  # scored once, by runner.test() below
-    runner = build_runner(cfg, str(DETECTORS[name]))
-    start = time.perf_counter()
-    runner.train()
-    train_s = time.perf_counter() - start
+    cfg.experiment_name = f"demo_bev_{tag}_seed{seed}"  # one logger per run in this process
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1  # scored once, by runner.test()
+    return cfg
+
+
+def train_and_test(config, seed, work_dir, options, tag):
+    """Train ``config`` with ``seed`` by the Runner (or reuse the finished run in ``work_dir``); return its runner
+    and test metrics (+ timings)."""
+    from pc_kd.engine import build_runner
+    from pc_kd.utils.io import atomic_write
+
+    cfg = run_config(config, seed, work_dir, options, tag)
+    record, ckpt = Path(work_dir) / "run.json", Path(work_dir) / f"iter_{cfg.train_cfg.max_iters}.pth"
+    fingerprint = _fingerprint(cfg)
+    done = json.loads(record.read_text()) if record.exists() else {}
+    out = {}
+    if ckpt.exists() and done.get("fingerprint") == fingerprint:
+        cfg.load_from = str(ckpt)
+        runner = build_runner(cfg, str(config))
+        print_log(f"{tag} seed {seed}: reusing the finished run {ckpt} (delete {record} to train again)", "current")
+        out.update({k: done[k] for k in ("train_s", "final_depth_loss") if k in done})
+    else:
+        runner = build_runner(cfg, str(config))
+        start = time.perf_counter()
+        runner.train()
+        out["train_s"] = time.perf_counter() - start
+        scalars = runner.message_hub.log_scalars
+        if "train/loss_depth" in scalars:
+            out["final_depth_loss"] = float(scalars["train/loss_depth"].mean(20))
     start = time.perf_counter()
     metrics = runner.test()
-    test_s = time.perf_counter() - start
-    out = {k: float(metrics[f"nuscenes/{k}"]) for k in METRICS}
-    out.update(train_s=train_s, test_s=test_s, iters=cfg.train_cfg.max_iters,
-               batch_size=cfg.train_dataloader.batch_size)
-    scalars = runner.message_hub.log_scalars
-    if "train/loss_depth" in scalars:
-        out["final_depth_loss"] = float(scalars["train/loss_depth"].mean(20))
+    out.update({k: float(metrics[f"nuscenes/{k}"]) for k in METRICS}, test_s=time.perf_counter() - start,
+               iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
+    with atomic_write(record) as tmp:
+        Path(tmp).write_text(json.dumps(dict(out, fingerprint=fingerprint), indent=1))
     return runner, out
+
+
+def distill_step_shares(runner, steps=3):
+    """Shares of a distillation training step (forward + backward, one batch, median of ``steps`` after a
+    warm-up) spent in the teacher's forward and in the distillation losses: the full step minus the student's
+    own step (extract, detection losses, backward) minus the teacher."""
+    from pc_kd.engine import bare_model
+
+    model = bare_model(runner.model).train()
+    data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
+    times = {}
+    for name, fn in model.step_parts(data["inputs"], data["data_samples"]).items():
+        runs = []
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - start)
+        times[name] = float(np.median(runs[1:]))
+    model.zero_grad(set_to_none=True)
+    full = times["full"]
+    return dict(step_s=full, teacher_share=times["teacher"] / full,
+                losses_share=max(0.0, full - times["student"] - times["teacher"]) / full)
+
+
+def distill_picture(path, runner, baseline_ckpt, work_dir):
+    """``distill_<path>.png``: heatmaps (max over tasks and classes) and ``bev_low`` magnitudes (mean |f| over
+    channels) of the teacher, the student's baseline and the distilled student on the first validation frame,
+    the GT boxes' 9 keypoints marked."""
+    from pc_kd.engine import bare_model, load_local_checkpoint
+    from pc_kd.models.losses.bev_distill import box_keypoints
+    from pc_kd.registry import DATASETS, MODELS
+    from pc_kd.visualization import plot_bev_maps
+
+    distiller = bare_model(runner.model).eval()
+    baseline = MODELS.build(Config.fromfile(DETECTORS[DISTILL[path][1]]).model)
+    baseline.load_state_dict(load_local_checkpoint(baseline_ckpt)["state_dict"])
+    baseline.eval()
+    frames = runner.cfg.test_dataloader.dataset.copy()
+    frames.pipeline = runner.cfg.camera_test_pipeline  # points and images: what either detector reads
+    batch = runner.test_dataloader.collate_fn([DATASETS.build(frames)[0]])
+    data = distiller.data_preprocessor(batch, False)
+    heat, mag = [], []
+    with torch.no_grad():
+        for model in (distiller.teacher, baseline, distiller.student):
+            out = model.extract(data["inputs"])
+            heat.append(torch.stack([torch.sigmoid(t["heatmap"][0]).amax(0) for t in out["head"]]).amax(0).numpy())
+            mag.append(out["bev_low"][0].abs().mean(0).numpy())
+    boxes = data["data_samples"][0].gt_instances_3d.bboxes_3d.tensor
+    x0, y0, _, x1, y1, _ = distiller.student.head.pc_range
+    teacher, student = DISTILL[path][2], DISTILL[path][1]
+    names = [f"teacher ({teacher})", f"{student} baseline", f"{student} distilled ({path})"]
+    return plot_bev_maps([heat, mag], [[f"heatmap: {n}" for n in names], [f"|bev_low|: {n}" for n in names]],
+                         (x0, x1, y0, y1), Path(work_dir) / f"distill_{path}.png",
+                         keypoints=box_keypoints(boxes.float()).numpy())
 
 
 class _Mark(torch.autograd.Function):
@@ -170,6 +280,29 @@ def pictures(name, runner, work_dir):
     return files
 
 
+def distill_table(per_path, per_detector):
+    """Each path's scores beside its student's baseline of the same seeds: the paired mAP difference (mean +-
+    std over seeds) and the number of seeds where the distilled student scored higher."""
+    cols = ("mAP", "NDS", "mATE", "mAOE", "mAVE")
+    lines = ["| path (student <- teacher) | " + " | ".join(cols) + " | mAP - baseline (paired) | better seeds | "
+             "teacher / losses share of a step | train s |", "|---" * (len(cols) + 5) + "|"]
+    for path, runs in per_path.items():
+        student, teacher = DISTILL[path][1], DISTILL[path][2]
+        base = {r["seed"]: r for r in per_detector[student]}
+        diff = np.array([r["mAP"] - base[r["seed"]]["mAP"] for r in runs])
+        cells = []
+        for m in cols:
+            v = np.array([r[m] for r in runs])
+            cells.append(f"{v.mean():.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else ""))
+        share = runs[0].get("shares")
+        lines.append(f"| {path} ({student} <- {teacher}) | " + " | ".join(cells)
+                     + f" | {diff.mean():+.3f}" + (f" +- {diff.std():.3f}" if len(diff) > 1 else "")
+                     + f" | {int((diff > 0).sum())} of {len(diff)} | "
+                     + (f"{share['teacher_share'] * 100:.0f} % / {share['losses_share'] * 100:.1f} %" if share else "-")
+                     + f" | {np.mean([r['train_s'] for r in runs]):.0f} |")
+    return "\n".join(lines)
+
+
 def table(per_detector, reference, num_frames):
     lines = [f"nuScenes detection scores on {num_frames} synthetic validation frames (5 classes, 30 m), "
              + ("one seed" if len(next(iter(per_detector.values()))) == 1 else
@@ -192,17 +325,22 @@ def main(argv=None):
     parser.add_argument("--work-dir", default="work_dirs/demo_bev")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS))
+    parser.add_argument("--distill", nargs="+", choices=list(DISTILL), default=[],
+                        help="distillation paths to train after the detectors (their students and teachers are "
+                             "added to --detectors)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="override entries of every detector config, e.g. train_cfg.max_iters=20")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
-    per_detector, extras, files = {}, {}, []
-    for name in args.detectors:
+    detectors = [d for d in DETECTORS if d in args.detectors or any(d in DISTILL[p][1:3] for p in args.distill)]
+    per_detector, per_path, extras, files = {}, {}, {}, []
+    for name in detectors:
         per_detector[name] = []
         for seed in args.seeds:
-            runner, out = train_and_test(name, seed, work / f"{name}_seed{seed}", args.cfg_options)
+            runner, out = train_and_test(DETECTORS[name], seed, work / f"{name}_seed{seed}", args.cfg_options, name)
+            out["seed"] = seed
             if name == "camera" and seed == args.seeds[0]:
                 out["bev_pool_share"] = bev_pool_share(runner)
             per_detector[name].append(out)
@@ -212,9 +350,31 @@ def main(argv=None):
                 dataset = runner.test_dataloader.dataset
                 extras["classes"] = runner.cfg.test_evaluator["classes"]
                 extras["class_range"] = runner.cfg.test_evaluator["class_range"]
+    for path in args.distill:
+        config, student, teacher, weights = DISTILL[path]
+        per_path[path] = []
+        for seed in args.seeds:
+            teacher_run = per_detector[teacher][args.seeds.index(seed)]
+            options = dict(args.cfg_options)
+            options["model.teacher_ckpt"] = str(work / f"{teacher}_seed{seed}" / f"iter_{teacher_run['iters']}.pth")
+            if weights is not None:
+                options["model.weights"] = weights
+            runner, out = train_and_test(config, seed, work / f"{path}_seed{seed}", options, path)
+            out["seed"] = seed
+            if seed == args.seeds[0]:
+                out["shares"] = distill_step_shares(runner)
+                baseline = per_detector[student][0]
+                files.append(distill_picture(path, runner, work / f"{student}_seed{seed}" /
+                                             f"iter_{baseline['iters']}.pth", work))
+            per_path[path].append(out)
+            print_log(f"{path} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()
+                                                          if isinstance(v, float)), "current")
     reference = reference_rows(dataset, extras["classes"], extras["class_range"])
     text = table(per_detector, reference, len(dataset))
     print("\n" + text)
+    if per_path:
+        print("\nUniDistill paths, each against its student's baseline of the same seeds:\n"
+              + distill_table(per_path, per_detector))
     for name, runs in per_detector.items():
         if "final_depth_loss" in runs[0]:
             print(f"{name}: final depth loss {np.mean([r['final_depth_loss'] for r in runs]):.3f}"
@@ -227,7 +387,8 @@ def main(argv=None):
 
     out = work / "results.json"
     with atomic_write(out) as tmp:
-        Path(tmp).write_text(json.dumps(dict(detectors=per_detector, reference=reference), indent=1))
+        Path(tmp).write_text(json.dumps(dict(detectors=per_detector, reference=reference, distillation=per_path),
+                                        indent=1))
     return per_detector, reference
 
 

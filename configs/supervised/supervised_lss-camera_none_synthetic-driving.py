@@ -1,6 +1,6 @@
 # Camera BEV detector: 6 images 112x200 -> small image encoder (stride 8) -> LSS with BEVDepth's depth loss
 # (bins [2, 46) m at 0.5 m, weight 3) -> BEV 80 x 80 -> SECOND -> FPN -> CenterHead; 600 iterations at batch 2.
-_base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cosine_300it.py",
+_base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cosine_600it.py",
           "../_base_/models/centerpoint_synthetic_driving.py", "../_base_/datasets/synthetic_driving_det.py"]
 model = dict(
     lidar_encoder=None,
@@ -15,9 +15,6 @@ val_dataloader = dict(dataset=dict(pipeline={{_base_.camera_test_pipeline}}))
 test_dataloader = val_dataloader
 val_evaluator = dict(use_camera=True, use_lidar=False)
 test_evaluator = val_evaluator
-train_cfg = dict(max_iters=600, val_interval=600)
-param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=30),
-                   dict(type="CosineAnnealingLR", T_max=600, eta_min=3e-5, by_epoch=False, begin=0, end=600)]
 default_hooks = dict(checkpoint=dict(type="CheckpointHook", interval=100, by_epoch=False, max_keep_ckpts=2,
                                      save_last=True),
                      logger=dict(type="LoggerHook", interval=20))

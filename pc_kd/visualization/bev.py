@@ -54,3 +54,36 @@ def save_figure(fig, out_png, dpi: int = 110) -> Path:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return out_png
+
+
+def plot_bev_maps(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]], extent: Sequence[float],
+                  out_png, keypoints: np.ndarray = None, row_labels: Sequence[str] = ()) -> Path:
+    """A grid of BEV maps (``rows`` of ``[H, W]`` arrays, rows along y, cell (0, 0) at ``(x_min, y_min)``), each
+    row on one colour scale, with ``keypoints [N, K, 2]`` (metres, the maps' frame) drawn on every panel.
+    ``extent`` = ``(x_min, x_max, y_min, y_max)`` of the maps. Written atomically to ``out_png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(4.2 * n_cols, 4.2 * len(rows)), squeeze=False)
+    for r, (maps, names) in enumerate(zip(rows, titles)):
+        hi = max(float(np.max(m)) for m in maps) or 1.0
+        lo = min(float(np.min(m)) for m in maps)
+        for c, (ax, bev, name) in enumerate(zip(axes[r], maps, names)):
+            ax.imshow(bev, origin="lower", extent=tuple(extent), vmin=lo, vmax=hi, cmap="magma")
+            if keypoints is not None and len(keypoints):
+                kp = np.asarray(keypoints).reshape(-1, 2)
+                ax.scatter(kp[:, 0], kp[:, 1], s=2, c="cyan", linewidths=0)
+                ax.set_xlim(extent[0], extent[1])
+                ax.set_ylim(extent[2], extent[3])
+            ax.set_title(name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r])
+        for ax in axes[r][len(maps):]:
+            ax.axis("off")
+    fig.tight_layout()
+    return save_figure(fig, out_png)

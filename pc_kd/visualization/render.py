@@ -15,6 +15,10 @@ from .bev import label_palette
 
 def _open3d():
     os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+    try:  # triton's LLVM must be loaded before the renderer's (Mesa's): importing triton after a render segfaults
+        import triton  # noqa: F401
+    except ImportError:
+        pass
     try:
         import open3d as o3d
     except ImportError as err:

@@ -1,5 +1,5 @@
-"""Cross-modal BEV distillation (UniDistill's three terms): a student :class:`BEVDetector` learns from a frozen
-teacher :class:`BEVDetector` of another modality at the keypoints of the ground-truth boxes.
+"""Cross-modal BEV distillation (UniDistill's three terms, plus two options): a student :class:`BEVDetector`
+learns from a frozen teacher :class:`BEVDetector` of another modality at the keypoints of the ground-truth boxes.
 
 The distiller reads both detectors through :meth:`BEVDetector.extract` (``bev_low``, ``bev_high``, ``head``), so
 neither detector is edited. The teacher is built from its config, loaded once with a strict key and shape check,
@@ -12,11 +12,12 @@ import torch
 from mmengine.model import BaseModel
 from torch import nn
 
-from pc_kd.models.losses.bev_distill import keypoint_feature_loss, keypoint_relation_loss, response_loss
+from pc_kd.models.losses.bev_distill import (dense_feature_loss, keypoint_feature_loss, keypoint_relation_loss,
+                                             response_loss)
 from pc_kd.ops.bev_pool import BEVGrid
 from pc_kd.registry import MODELS
 
-LOSS_TERMS = ("feature", "relation", "response")
+LOSS_TERMS = ("feature", "relation", "response", "dense", "crosskd")
 
 
 def bev_channels(detector) -> tuple:
@@ -35,27 +36,54 @@ def head_grid(detector, shape) -> BEVGrid:
     return BEVGrid((x0, x1), (y0, y1), (z0, z1), ((x1 - x0) / W, (y1 - y0) / H))
 
 
+def camera_rig_of(cfg, source: str) -> Optional[dict]:
+    """``dict(cam_names, img_hw, source)`` of the ``LoadMultiViewImages`` step in ``cfg``'s training pipeline (its
+    ``cam_names`` and ``final_hw``, else the dataset's ``image_hw``), or None when it loads no images."""
+    dataset = cfg.get("train_dataloader", {}).get("dataset", {})
+    for step in dataset.get("pipeline", []):
+        if step.get("type") == "LoadMultiViewImages":
+            hw = step.get("final_hw") or dataset.get("image_hw")
+            return dict(cam_names=step.get("cam_names"), img_hw=None if hw is None else [int(v) for v in hw],
+                        source=source)
+    return None
+
+
 @MODELS.register_module()
 class BEVDistiller(BaseModel):
     """Distil a teacher BEV detector into a student BEV detector.
 
     Args:
-        student: config of the student :class:`BEVDetector` (trained; its own detection losses are kept).
+        student: config of the student :class:`BEVDetector` (trained; its own detection losses are kept), or the
+            path of a config file whose ``model`` it is (e.g. the student's supervised config: the same detector
+            as its baseline, built first, so a seeded run starts from the baseline's initial weights).
         teacher: config of the teacher :class:`BEVDetector`, or the path of a config file whose ``model`` it is.
         teacher_ckpt: the teacher's checkpoint (a Runner checkpoint or a bare state dict), loaded with
             ``weights_only=True``; None leaves the teacher as built (tests only).
-        weights: ``dict(feature=, relation=, response=)``: the keypoint feature loss on ``bev_low``, the
-            keypoint relation loss on ``bev_high``, the response loss on every task head (cls and reg, each
-            times the weight); a term with weight 0 is not computed.
+        weights: ``dict(feature=, relation=, response=, dense=, crosskd=)``: UniDistill's keypoint feature loss on
+            ``bev_low``, keypoint relation loss on ``bev_high`` and response loss on every task head (cls and reg,
+            each times the weight); two options: ``dense``, BEVDistill-style foreground-weighted imitation of the
+            whole ``bev_high`` map (:func:`dense_feature_loss`), and ``crosskd``, CrossKD-style head mimicking (the
+            student's adapted ``bev_high`` through the frozen teacher head, its responses against the teacher's by
+            :func:`response_loss`; gradients reach the student through the teacher head). A term with weight 0 or
+            not given is not computed.
         adapter: ``'conv1x1'`` maps the student's BEV maps to the teacher's channels before the feature and
             relation losses (also when they match, as UniDistill); ``None`` requires equal channels.
         min_overlap, t_temp: of :func:`response_loss`.
+        dense_overlap: the Gaussians' overlap of :func:`dense_feature_loss` (0.1: about the whole box).
+
+    The camera rig and image size the teacher trained on (from the training config its Runner checkpoint
+    records, else from ``teacher`` when that is a config file whose pipeline loads images) are checked against
+    the samples' ``cam_names`` / ``img_hw`` at the first step.
     """
 
-    def __init__(self, student: dict, teacher: Union[dict, str], teacher_ckpt: Optional[str] = None,
+    def __init__(self, student: Union[dict, str], teacher: Union[dict, str], teacher_ckpt: Optional[str] = None,
                  weights: Optional[Dict[str, float]] = None, adapter: Optional[str] = "conv1x1",
-                 min_overlap: float = 0.7, t_temp: float = 2.0, data_preprocessor: Optional[dict] = None,
-                 init_cfg=None):
+                 min_overlap: float = 0.7, t_temp: float = 2.0, dense_overlap: float = 0.1,
+                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+        from mmengine.config import Config
+
+        if isinstance(student, str):
+            student = Config.fromfile(student).model
         super().__init__(data_preprocessor=data_preprocessor or student.get("data_preprocessor")
                          or dict(type="DetDataPreprocessor"), init_cfg=init_cfg)
         weights = dict(weights if weights is not None else dict(feature=10.0, relation=5.0, response=1.0))
@@ -63,15 +91,18 @@ class BEVDistiller(BaseModel):
         if unknown:
             raise KeyError(f"BEVDistiller: weights {unknown} name no loss; the terms are {list(LOSS_TERMS)}")
         self.weights = {k: float(weights.get(k, 0.0)) for k in LOSS_TERMS}
-        self.min_overlap, self.t_temp = min_overlap, t_temp
+        self.min_overlap, self.t_temp, self.dense_overlap = min_overlap, t_temp, dense_overlap
         self.student = MODELS.build(student)
+        self.teacher_rig = None
         if isinstance(teacher, str):
-            from mmengine.config import Config
-
-            teacher = Config.fromfile(teacher).model
+            teacher_cfg = Config.fromfile(teacher)
+            self.teacher_rig = camera_rig_of(teacher_cfg, teacher)
+            teacher = teacher_cfg.model
         teacher_model = MODELS.build(teacher)
         if teacher_ckpt:
-            self._load_teacher(teacher_model, teacher_ckpt)
+            trained_cfg = self._load_teacher(teacher_model, teacher_ckpt)
+            if trained_cfg is not None:  # what the teacher really trained on, overrides included
+                self.teacher_rig = camera_rig_of(trained_cfg, f"{teacher_ckpt}, its training config")
         for p in teacher_model.parameters():
             p.requires_grad_(False)
         object.__setattr__(self, "teacher", teacher_model.eval())  # not a submodule: never saved, never trained
@@ -90,13 +121,19 @@ class BEVDistiller(BaseModel):
             raise ValueError(f"BEVDistiller: adapter {adapter!r}; expected 'conv1x1' or None")
 
     @staticmethod
-    def _load_teacher(model: nn.Module, path: str) -> None:
+    def _load_teacher(model: nn.Module, path: str):
+        """Load the teacher's weights strictly; return the training config a Runner checkpoint records (else
+        None)."""
+        from mmengine.config import Config
+
         from pc_kd.engine.checkpoint import check_state_dict_matches, load_local_checkpoint
 
         ckpt = load_local_checkpoint(path, map_location="cpu")
         state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
         check_state_dict_matches(model, state, path)
         model.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()})
+        text = ckpt.get("meta", {}).get("cfg") if isinstance(ckpt, dict) else None
+        return Config.fromstring(text, ".py") if isinstance(text, str) else None
 
     def _check_pair(self) -> None:
         s, t = self.student.head, self.teacher.head
@@ -107,6 +144,22 @@ class BEVDistiller(BaseModel):
         if s.task_labels != t.task_labels or s.class_names != t.class_names:
             raise ValueError(f"BEVDistiller: student tasks {s.task_labels} and teacher tasks {t.task_labels} "
                              f"(labels into {s.class_names} / {t.class_names}) differ; the response loss pairs them")
+
+    def _check_rig(self, data_samples: List) -> None:
+        """The samples' cameras against the rig the teacher config trained on (once per run)."""
+        rig, self.teacher_rig = self.teacher_rig, None
+        if rig is None or not data_samples:
+            return
+        meta = data_samples[0].metainfo
+        seen = dict(cam_names=meta.get("cam_names"), img_hw=meta.get("img_hw"))
+        for key, expected in rig.items():
+            if key == "source" or expected is None:
+                continue
+            found = None if seen[key] is None else [int(v) if key == "img_hw" else v for v in seen[key]]
+            if found != list(expected):
+                raise ValueError(f"BEVDistiller: the teacher ({rig['source']}) was trained on {key} "
+                                 f"{list(expected)}, the samples have {found}; camera rigs differ - give the "
+                                 f"student's pipeline the teacher's cameras and image size")
 
     def _apply(self, fn, *args, **kwargs):
         self.teacher._apply(fn, *args, **kwargs)
@@ -136,9 +189,20 @@ class BEVDistiller(BaseModel):
             response = response_loss(s_head, teacher_feats["head"], boxes, grid, self.min_overlap, self.t_temp)
             losses["loss_distill_response_cls"] = self.weights["response"] * response["cls"]
             losses["loss_distill_response_reg"] = self.weights["response"] * response["reg"]
+        if self.weights["dense"]:
+            fs = self.adapters["bev_high"](student_feats["bev_high"])
+            losses["loss_distill_dense"] = self.weights["dense"] * dense_feature_loss(
+                fs, teacher_feats["bev_high"], boxes, head_grid(self.student, fs.shape), self.dense_overlap)
+        if self.weights["crosskd"]:
+            cross = self.teacher.head(self.adapters["bev_high"](student_feats["bev_high"]))
+            grid = head_grid(self.student, cross[0]["heatmap"].shape)
+            response = response_loss(cross, teacher_feats["head"], boxes, grid, self.min_overlap, self.t_temp)
+            losses["loss_distill_crosskd_cls"] = self.weights["crosskd"] * response["cls"]
+            losses["loss_distill_crosskd_reg"] = self.weights["crosskd"] * response["reg"]
         return losses
 
     def loss(self, inputs: dict, data_samples: List) -> Dict[str, torch.Tensor]:
+        self._check_rig(data_samples)
         feats = self.student.extract(inputs)
         losses = self.student.loss_from_features(feats, inputs, data_samples)
         with torch.no_grad():
@@ -146,6 +210,26 @@ class BEVDistiller(BaseModel):
         boxes = [s.gt_instances_3d.bboxes_3d.tensor.to(feats["bev_high"].device) for s in data_samples]
         losses.update(self.distill_losses(feats, teacher_feats, boxes))
         return losses
+
+    def step_parts(self, inputs: dict, data_samples: List) -> Dict[str, object]:
+        """Three callables on one preprocessed batch, for timing what a step costs: ``student`` (its extract,
+        detection losses and backward), ``teacher`` (its forward under ``no_grad``) and ``full`` (the
+        distillation step: both, the distillation losses and backward); the full step minus the other two is
+        the distillation losses' cost. Gradients are cleared before each call."""
+        def student():
+            self.zero_grad(set_to_none=True)
+            feats = self.student.extract(inputs)
+            sum(self.student.loss_from_features(feats, inputs, data_samples).values()).backward()
+
+        def teacher():
+            with torch.no_grad():
+                self.teacher.extract(inputs)
+
+        def full():
+            self.zero_grad(set_to_none=True)
+            sum(self.loss(inputs, data_samples).values()).backward()
+
+        return dict(student=student, teacher=teacher, full=full)
 
     def forward(self, inputs: dict, data_samples: Optional[List] = None, mode: str = "tensor"):
         if mode == "loss":

@@ -19,7 +19,7 @@ from pc_kd.ops.bev_pool import BEVGrid
 from pc_kd.structures import Boxes3D
 
 __all__ = ["box_keypoints", "sample_bev", "keypoint_feature_loss", "keypoint_relation_loss", "response_mask",
-           "response_loss"]
+           "response_loss", "dense_feature_loss"]
 
 # edges between the BEV corners whose midpoints are keypoints 5..8
 _EDGES = ((0, 1), (1, 2), (2, 3), (3, 0))
@@ -170,3 +170,17 @@ def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str
             rt = torch.cat([t_out[k].detach() for k in keys], 1)
             reg = reg + (mask * (rs - rt).abs().mean(1)).sum() / norm
     return dict(cls=cls, reg=reg)
+
+
+def dense_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
+                       min_overlap: float = 0.1) -> torch.Tensor:
+    """Dense foreground-weighted imitation of a BEV map (BEVDistill's dense term): every cell's mean squared
+    channel difference, weighted by the boxes' Gaussians ``M`` (:func:`response_mask` with ``min_overlap``; 0.1,
+    the heatmaps' overlap, covers about the box), ``sum M mean_C (f_s - f_t)^2 / (sum M + 1e-4)``."""
+    _check_pair("dense_feature_loss", student, teacher, boxes)
+    mask = response_mask(boxes, grid, min_overlap, student.device).to(student.dtype)
+    if tuple(mask.shape[1:]) != tuple(student.shape[-2:]):
+        raise ValueError(f"dense_feature_loss: maps {tuple(student.shape)} are not on the grid "
+                         f"{tuple(mask.shape[1:])}")
+    diff = (student - teacher.detach()).pow(2).mean(1)
+    return (mask * diff).sum() / (mask.sum() + 1e-4)
