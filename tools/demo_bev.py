@@ -280,6 +280,12 @@ def pictures(name, runner, work_dir):
     return files
 
 
+def mean_std(values, sign: str = "") -> str:
+    """``mean +- std`` of a row's values over seeds (the mean alone for one seed), 3 decimals."""
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():{sign}.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else "")
+
+
 def distill_table(per_path, per_detector):
     """Each path's scores beside its student's baseline of the same seeds: the paired mAP difference (mean +-
     std over seeds) and the number of seeds where the distilled student scored higher."""
@@ -290,13 +296,10 @@ def distill_table(per_path, per_detector):
         student, teacher = DISTILL[path][1], DISTILL[path][2]
         base = {r["seed"]: r for r in per_detector[student]}
         diff = np.array([r["mAP"] - base[r["seed"]]["mAP"] for r in runs])
-        cells = []
-        for m in cols:
-            v = np.array([r[m] for r in runs])
-            cells.append(f"{v.mean():.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else ""))
+        cells = [mean_std([r[m] for r in runs]) for m in cols]
         share = runs[0].get("shares")
         lines.append(f"| {path} ({student} <- {teacher}) | " + " | ".join(cells)
-                     + f" | {diff.mean():+.3f}" + (f" +- {diff.std():.3f}" if len(diff) > 1 else "")
+                     + f" | {mean_std(diff, '+')}"
                      + f" | {int((diff > 0).sum())} of {len(diff)} | "
                      + (f"{share['teacher_share'] * 100:.0f} % / {share['losses_share'] * 100:.1f} %" if share else "-")
                      + f" | {np.mean([r['train_s'] for r in runs]):.0f} |")
@@ -312,7 +315,7 @@ def table(per_detector, reference, num_frames):
         cells = []
         for m in METRICS + ("train_s",):
             v = np.array([r[m] for r in runs])
-            cells.append(f"{v.mean():.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else "") if m != "train_s"
+            cells.append(mean_std(v) if m != "train_s"
                          else f"{v.mean():.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, row in reference.items():

@@ -175,28 +175,28 @@ class BEVDistiller(BaseModel):
         """The weighted distillation terms from two :meth:`BEVDetector.extract` outputs and the boxes of each
         sample (``[N_b, >=7]``, the BEV maps' frame)."""
         losses = {}
+        grid = head_grid(self.student, student_feats["bev_high"].shape)  # bev_high's and the head maps' grid
         if self.weights["feature"]:
             fs = self.adapters["bev_low"](student_feats["bev_low"])
             losses["loss_distill_feature"] = self.weights["feature"] * keypoint_feature_loss(
                 fs, teacher_feats["bev_low"], boxes, head_grid(self.student, fs.shape))
+        # the adapted bev_high, once for the terms that read it
+        high = (self.adapters["bev_high"](student_feats["bev_high"])
+                if self.weights["relation"] or self.weights["dense"] or self.weights["crosskd"] else None)
         if self.weights["relation"]:
-            fs = self.adapters["bev_high"](student_feats["bev_high"])
             losses["loss_distill_relation"] = self.weights["relation"] * keypoint_relation_loss(
-                fs, teacher_feats["bev_high"], boxes, head_grid(self.student, fs.shape))
+                high, teacher_feats["bev_high"], boxes, grid)
         if self.weights["response"]:
-            s_head = student_feats["head"]
-            grid = head_grid(self.student, s_head[0]["heatmap"].shape)
-            response = response_loss(s_head, teacher_feats["head"], boxes, grid, self.min_overlap, self.t_temp)
+            response = response_loss(student_feats["head"], teacher_feats["head"], boxes, grid, self.min_overlap,
+                                     self.t_temp)
             losses["loss_distill_response_cls"] = self.weights["response"] * response["cls"]
             losses["loss_distill_response_reg"] = self.weights["response"] * response["reg"]
         if self.weights["dense"]:
-            fs = self.adapters["bev_high"](student_feats["bev_high"])
             losses["loss_distill_dense"] = self.weights["dense"] * dense_feature_loss(
-                fs, teacher_feats["bev_high"], boxes, head_grid(self.student, fs.shape), self.dense_overlap)
+                high, teacher_feats["bev_high"], boxes, grid, self.dense_overlap)
         if self.weights["crosskd"]:
-            cross = self.teacher.head(self.adapters["bev_high"](student_feats["bev_high"]))
-            grid = head_grid(self.student, cross[0]["heatmap"].shape)
-            response = response_loss(cross, teacher_feats["head"], boxes, grid, self.min_overlap, self.t_temp)
+            response = response_loss(self.teacher.head(high), teacher_feats["head"], boxes, grid, self.min_overlap,
+                                     self.t_temp)
             losses["loss_distill_crosskd_cls"] = self.weights["crosskd"] * response["cls"]
             losses["loss_distill_crosskd_reg"] = self.weights["crosskd"] * response["reg"]
         return losses
