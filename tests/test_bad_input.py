@@ -9,7 +9,7 @@ import torch
 
 from pc_kd.datasets import NuScenesDataset, ScanNetDataset
 from pc_kd.datasets.transforms import LoadAnnotations3D, LoadPointsFromFile
-from pc_kd.engine import AtomicLocalBackend, check_config_keys, load_local_checkpoint
+from pc_kd.engine import AtomicLocalBackend, CheckpointFileError, ConfigError, check_config_keys, load_local_checkpoint
 from pc_kd.utils.io import atomic_write, dump_pickle_atomic, read_matrix_txt
 
 
@@ -110,7 +110,7 @@ def test_misspelt_top_level_config_key():
     from mmengine.config import Config
 
     cfg = Config(dict(model=dict(type="X"), train_dataloder=dict(), data_root="d"))
-    with pytest.raises(KeyError, match="unknown top-level key 'train_dataloder'; did you mean 'train_dataloader'"):
+    with pytest.raises(ConfigError, match="unknown top-level key 'train_dataloder'; did you mean 'train_dataloader'"):
         check_config_keys(cfg, "my_config.py")
     check_config_keys(Config(dict(model=dict(type="X"), data_root="d", voxel_size=0.05)), "ok.py")  # helpers pass
 
@@ -174,7 +174,7 @@ def test_checkpoint_backend_keeps_old_file_when_a_save_fails(tmp_path, monkeypat
 def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "obj": pickle.PickleError("x")}, path)
-    with pytest.raises(RuntimeError, match=r"evil.pth holds objects outside pc_kd's allowlist"):
+    with pytest.raises(CheckpointFileError, match=r"evil.pth holds objects outside pc_kd's allowlist"):
         load_local_checkpoint(str(path))
 
 

@@ -111,6 +111,28 @@ def test_yaw_symmetry_gives_a_turned_barrier_the_same_target_and_decodes_modulo_
                    point_cloud_range=PC_RANGE, out_cell=(0.8, 0.8))
 
 
+@pytest.mark.parametrize("num_reg_convs", [1, 2])
+def test_head_forward_equals_each_branch_run_on_its_own_with_the_same_gradients(num_reg_convs):
+    torch.manual_seed(0)
+    head = _head(share_conv_channel=6, head_conv=5, num_reg_convs=num_reg_convs, num_heatmap_convs=2).eval()
+    x = torch.randn(2, 8, *head.grid_hw)
+    outs = head(x)
+    shared = head.shared_conv(x)
+    loss, expected = 0.0, 0.0
+    for task_out, branches in zip(outs, head.task_heads):
+        assert set(task_out) == set(branches)
+        for name, branch in branches.items():
+            alone = branch(shared)
+            assert torch.allclose(task_out[name], alone, atol=1e-5), name
+            weight = torch.randn_like(alone)
+            loss, expected = loss + (task_out[name] * weight).sum(), expected + (alone * weight).sum()
+    params = [p for p in head.parameters()]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    grads_alone = torch.autograd.grad(expected, params, allow_unused=True)
+    for p, g, g_alone in zip(params, grads, grads_alone):
+        assert g is not None and torch.allclose(g, g_alone, rtol=1e-4, atol=1e-3), p.shape
+
+
 def test_gaussian_focal_loss_equals_the_formula_per_cell():
     g = torch.Generator().manual_seed(0)
     pred = torch.rand(3, 7, 9, generator=g).clamp(0.01, 0.99)

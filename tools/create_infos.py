@@ -15,10 +15,10 @@ from pc_kd.datasets.converters import create_nuscenes_infos, create_s3dis_infos,
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=["scannet", "s3dis", "nuscenes"])
+    parser.add_argument("dataset", choices=["scannet", "s3dis", "nuscenes"], help="which dataset to convert")
     parser.add_argument("--root", required=True, help="dataset root in its official layout")
     parser.add_argument("--out", required=True, help="output folder (points, masks, info .pkl)")
-    parser.add_argument("--split", default="train")
+    parser.add_argument("--split", default="train", help="scannet: train / val / test; nuscenes: train / val")
     parser.add_argument("--version", default="v1.0-mini", help="nuScenes version folder")
     parser.add_argument("--areas", default="1,2,3,4,5,6", help="S3DIS areas, comma separated")
     parser.add_argument("--frames-root", default=None,
@@ -38,4 +38,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
+
+from pc_kd.engine.config_checks import ConfigOptionsAction
 
 CONFIGS = osp.join(osp.dirname(osp.abspath(__file__)), "..", "configs")
 DISTILL = osp.join(CONFIGS, "pointdc", "pointdc_spconv-unet_tinysegnet_synthetic-indoor.py")
@@ -194,12 +196,12 @@ def table(per_seed, num_scenes, num_classes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="work_dirs/demo")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--work-dir", default="work_dirs/demo", help="where runs, tables and pictures go")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (table: mean +- std)")
     parser.add_argument("--epochs", type=int, default=30, help="distillation and supervised epochs")
     parser.add_argument("--cluster-epochs", type=int, default=10, help="PointDC stage-2 epochs")
     parser.add_argument("--teacher-iters", type=int, help="default: the config's teacher_training.iters")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+    parser.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default={},
                         help="override entries of all three configs, e.g. val_dataloader.dataset.num_scenes=4")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads; the README's numbers were made with 2 (another count changes the "
@@ -232,4 +234,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

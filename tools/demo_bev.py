@@ -32,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
+
+from pc_kd.engine.config_checks import ConfigOptionsAction
 
 ROOT = Path(__file__).resolve().parents[1] / "configs" / "supervised"
 DETECTORS = {"lidar": ROOT / "supervised_centerpoint-pillar_none_synthetic-driving.py",
@@ -325,15 +327,16 @@ def table(per_detector, reference, num_frames):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="work_dirs/demo_bev")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS))
+    parser.add_argument("--work-dir", default="work_dirs/demo_bev", help="where runs, tables and pictures go")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (table: mean +- std)")
+    parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS),
+                        help="detectors to train and score")
     parser.add_argument("--distill", nargs="+", choices=list(DISTILL), default=[],
                         help="distillation paths to train after the detectors (their students and teachers are "
                              "added to --detectors)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+    parser.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default={},
                         help="override entries of every detector config, e.g. train_cfg.max_iters=20")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
@@ -396,4 +399,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

@@ -19,7 +19,8 @@ DEFAULT_CONFIG = osp.join(osp.dirname(__file__), "..", "configs", "supervised",
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--config", default=DEFAULT_CONFIG,
+                        help="supervised config to train (default: the synthetic rooms)")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     args.work_dir = args.work_dir or "work_dirs/demo_supervised"
@@ -41,4 +42,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 import torch
-from mmengine.config import Config, DictAction
+
+from pc_kd.engine.config_checks import add_config_options, load_checked_config
 
 
 def build_teacher(cfg):
@@ -51,18 +52,16 @@ def main(argv=None):
     from pc_kd.projection import fuse_dataset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
-    parser.add_argument("--split", default="train", choices=["train", "val", "test"])
+    parser.add_argument("config", help="a distillation config with a fusion dict (teacher, frame_step, ...)")
+    parser.add_argument("--split", default="train", choices=["train", "val", "test"], help="which dataloader's scenes")
     parser.add_argument("--out", help="output folder (default: the config's fusion.out_dir)")
     parser.add_argument("--shard", help="i/n: process every n-th scene starting at i")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="torch device for the teacher (default: cuda if available)")
     parser.add_argument("--on-missing", default="fail", choices=["fail", "skip"],
                         help="a scene without readable frames or poses: stop (fail) or log and go on (skip)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config entries, e.g. val_dataloader.dataset.num_scenes=4")
+    add_config_options(parser)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_checked_config(args.config, args.cfg_options)
     if "fusion" not in cfg:
         raise KeyError(f"config {args.config} has no 'fusion' dict (teacher, frame_step, ...)")
     options = {k: v for k, v in cfg.fusion.items() if k not in ("teacher", "out_dir")}
@@ -81,4 +80,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

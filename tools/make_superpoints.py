@@ -14,7 +14,8 @@ import argparse
 import os
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from pc_kd.engine.config_checks import add_config_options, load_checked_config
+
 
 
 def scene_jobs(cfg, split: str):
@@ -35,25 +36,26 @@ def main(argv=None):
     from pc_kd.voxel import write_superpoints
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
-    parser.add_argument("--split", default="train", choices=["train", "val", "test"])
+    parser.add_argument("config", help="the config whose dataset holds the scenes")
+    parser.add_argument("--split", default="train", choices=["train", "val", "test"],
+                        help="which dataloader's scenes")
     parser.add_argument("--out", help="output folder (default: the config's superpoint_dir, else <data_root>/superpoints)")
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    parser.add_argument("--source", default="vccs", choices=["vccs", "scannet_segs", "file"])
-    parser.add_argument("--voxel-size", type=float, default=0.05)
-    parser.add_argument("--seed-size", type=float, default=0.45)
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                        help="processes (default: half the CPUs)")
+    parser.add_argument("--source", default="vccs", choices=["vccs", "scannet_segs", "file"],
+                        help="vccs: computed here; scannet_segs: ScanNet's own segments; file: your own")
+    parser.add_argument("--voxel-size", type=float, default=0.05, help="vccs voxel size (m)")
+    parser.add_argument("--seed-size", type=float, default=0.45, help="vccs seed spacing (m)")
     parser.add_argument("--region-growing", action="store_true", help="merge large planar regions (S3DIS)")
     parser.add_argument("--segs-root", help="scannet_segs: the ScanNet scans/ folder")
     parser.add_argument("--segment-dir", help="file: folder of <scene>.npy|.bin segment files")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config entries, e.g. val_dataloader.dataset.num_scenes=4")
+    add_config_options(parser)
     args = parser.parse_args(argv)
     if args.source == "scannet_segs" and not args.segs_root:
         parser.error("--source scannet_segs needs --segs-root (the ScanNet scans/ folder)")
     if args.source == "file" and not args.segment_dir:
         parser.error("--source file needs --segment-dir")
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_checked_config(args.config, args.cfg_options)
     jobs = scene_jobs(cfg, args.split)
     out = args.out or cfg.get("superpoint_dir") or os.path.join(
         cfg[f"{args.split}_dataloader"]["dataset"].get("data_root", "."), "superpoints")
@@ -66,4 +68,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

@@ -8,17 +8,20 @@ of differences instead of scoring a partly random model.
 import argparse
 import os.path as osp
 
-from pc_kd.engine import add_runner_args, build_runner, load_config, load_weights_strict
+from pc_kd.engine import add_runner_args, build_runner, exit_on_user_error, load_config, load_weights_strict
+from pc_kd.engine.checkpoint import check_torch_file
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Test a pc_kd model")
-    parser.add_argument("config", help="config file path")
-    parser.add_argument("checkpoint", help="checkpoint file (.pth)")
+    parser = argparse.ArgumentParser(description="Score a trained checkpoint on the test set of its config "
+                                                 "(the config's test_evaluator: mIoU, nuScenes mAP / NDS ...).")
+    parser.add_argument("config", help="the config the checkpoint was trained with, e.g. configs/supervised/<name>.py")
+    parser.add_argument("checkpoint", help="checkpoint file (.pth) written by tools/train.py")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
+    check_torch_file(args.checkpoint)
     cfg = load_config(args)
     cfg.load_from, cfg.resume = None, False
     runner = build_runner(cfg, args.config)
@@ -28,4 +31,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error():
+        main()

@@ -1,30 +1,35 @@
 """Train a pc_kd model from an mmengine config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT | auto]] [--amp] [--cfg-options k=v ...]
+
+``--resume`` continues from the latest checkpoint of the work dir and stops with an error when there is none;
+``--resume auto`` resumes when there is one and starts afresh otherwise (for jobs that a scheduler restarts);
+``--resume CHECKPOINT`` continues from that file.
 """
 import argparse
 
-from pc_kd.engine import add_runner_args, build_runner, load_config
+from pc_kd.engine import add_runner_args, build_runner, exit_on_user_error, load_config, resume_settings
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train a pc_kd model")
-    parser.add_argument("config", help="config file path")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                        help="resume from CHECKPOINT, or from the latest checkpoint in the work dir if none given")
-    parser.add_argument("--amp", action="store_true", help="mixed-precision training")
+    parser = argparse.ArgumentParser(description="Train a pc_kd model from a config (see configs/).")
+    parser.add_argument("config", help="config file path, e.g. configs/supervised/<name>.py")
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT|auto",
+                        help="continue training: alone, from the work dir's latest checkpoint (an error when there "
+                             "is none); 'auto': from it when there is one, else from scratch; or from CHECKPOINT")
+    parser.add_argument("--amp", action="store_true", help="mixed-precision training (AmpOptimWrapper)")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     cfg = load_config(args)
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
-    if args.resume == "auto":
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    resume, load_from = resume_settings(args.resume, cfg.work_dir)
+    if resume:
+        cfg.resume, cfg.load_from = True, load_from
     build_runner(cfg, args.config).train()
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error():
+        main()

@@ -12,7 +12,7 @@ images, 255 = ignore) are used, never 3D labels. The weights are written atomica
 """
 import argparse
 
-from mmengine.config import Config, DictAction
+from pc_kd.engine.config_checks import add_config_options, load_checked_config
 
 
 def main(argv=None):
@@ -22,16 +22,14 @@ def main(argv=None):
     from pc_kd.registry import DATASETS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
+    parser.add_argument("config", help="a distillation config (its teacher_training / fusion.teacher)")
     parser.add_argument("--split", default="train", choices=["train", "val"],
                         help="frames of this split, for configs without teacher_training.dataset")
     parser.add_argument("--iters", type=int, help="default: teacher_training.iters, else 1000")
-    parser.add_argument("--out")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config entries, e.g. teacher_training.dataset.num_scenes=4")
+    parser.add_argument("--out", help="weights file (default: the config's fusion.teacher.pretrained)")
+    add_config_options(parser)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_checked_config(args.config, args.cfg_options)
     init_default_scope(cfg.get("default_scope", "pc_kd"))
     training = dict(cfg.get("teacher_training", {}))
     ds_cfg = dict(training.pop("dataset", None) or cfg[f"{args.split}_dataloader"]["dataset"])
@@ -46,4 +44,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+
+from pc_kd.engine.config_checks import add_config_options, load_checked_config
 
 
 def scene_arrays(cfg, split, index):
@@ -51,20 +52,20 @@ def main(argv=None):
     from pc_kd.visualization import label_colors, pca_colors, render_points
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config")
-    parser.add_argument("--split", default="val", choices=["train", "val", "test"])
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--color", default="gt", choices=["gt", "rgb", "superpoints", "fused", "student", "clusters"])
-    parser.add_argument("--checkpoint")
-    parser.add_argument("--out")
-    parser.add_argument("--view", default="iso", choices=["iso", "top"])
+    parser.add_argument("config", help="the config whose dataset holds the scene")
+    parser.add_argument("--split", default="val", choices=["train", "val", "test"], help="which dataloader's dataset")
+    parser.add_argument("--index", type=int, default=0, help="scene index in that dataset")
+    parser.add_argument("--color", default="gt", choices=["gt", "rgb", "superpoints", "fused", "student", "clusters"],
+                        help="what colours the points: labels, RGB, super-points, fused teacher features (PCA), "
+                             "student features (PCA) or their clusters")
+    parser.add_argument("--checkpoint", help="student checkpoint (for --color student / clusters)")
+    parser.add_argument("--out", help="PNG path (default: work_dirs/vis/<scene>_<color>.png)")
+    parser.add_argument("--view", default="iso", choices=["iso", "top"], help="camera: oblique or from above")
     parser.add_argument("--max-height", type=float, default=None, help="hide points above (e.g. a ceiling)")
     parser.add_argument("--show", action="store_true", help="open a window too (needs a display)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config entries, e.g. val_dataloader.dataset.num_scenes=4")
+    add_config_options(parser)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_checked_config(args.config, args.cfg_options)
     dataset, results, info = scene_arrays(cfg, args.split, args.index)
     scene = Path(info["lidar_path"]).stem
     sample = results["data_samples"]
@@ -102,4 +103,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from pc_kd.engine import exit_on_user_error
+
+    with exit_on_user_error():
+        main()

@@ -1,5 +1,6 @@
 """Common base of pc_kd datasets: mmdet3d v1.x-style info files, paths joined under ``data_root``."""
 import os.path as osp
+import re
 from typing import List, Optional
 
 import numpy as np
@@ -24,6 +25,9 @@ class InfoFileDataset(BaseDataset):
     """
 
     METAINFO = dict(classes=())
+    # the command that writes this dataset's info files; {out} is the folder of ann_file, {split} the part of its
+    # name after "_infos_"
+    CREATE_INFOS = ""
     DEFAULT_PREFIX = dict(pts="points", pts_semantic_mask="semantic_mask", pts_instance_mask="instance_mask",
                           img="")
 
@@ -48,7 +52,20 @@ class InfoFileDataset(BaseDataset):
         info["seg_label_mapping"] = self.seg_label_mapping
         return info
 
+    def create_infos_command(self) -> str:
+        """The shell command that writes ``ann_file`` ("" when the dataset has none)."""
+        match = re.search(r"_infos_(.+)\.pkl$", osp.basename(self.ann_file))
+        split = match.group(1) if match else "train"
+        return self.CREATE_INFOS.format(out=osp.dirname(self.ann_file) or ".", split=split,
+                                        area=split.rsplit("_", 1)[-1])
+
     def load_data_list(self) -> List[dict]:
+        if not osp.isfile(self.ann_file):
+            command = self.create_infos_command()
+            how = (f"create it with\n    {command}\n(--root: the dataset as downloaded, see the README's 'What "
+                   f"you can do today')") if command else "check ann_file / data_root in the config"
+            raise FileNotFoundError(f"{type(self).__name__}: info file {self.ann_file} not found (ann_file joined "
+                                    f"with data_root in the config); {how}")
         info = load_pickle(self.ann_file, "info file")
         if not isinstance(info, dict) or "data_list" not in info:
             raise ValueError(f"info file {self.ann_file}: expected a dict with 'metainfo' and 'data_list' (the "

@@ -21,6 +21,7 @@ class ScanNetDataset(InfoFileDataset):
     """
 
     METAINFO = dict(classes=SCANNET20_CLASSES, seg_raw_ids=SCANNET20_NYU40_IDS)
+    CREATE_INFOS = "python tools/create_infos.py scannet --root <ScanNet folder with scans/> --out {out} --split {split}"
 
     def parse_data_info(self, info: dict) -> dict:
         info = super().parse_data_info(info)
@@ -49,6 +50,8 @@ class S3DISDataset(InfoFileDataset):
     """
 
     METAINFO = dict(classes=S3DIS_CLASSES, seg_raw_ids=tuple(range(len(S3DIS_CLASSES))))
+    CREATE_INFOS = ("python tools/create_infos.py s3dis --root <Stanford3dDataset_v1.2_Aligned_Version> --out {out} "
+                    "--areas {area}")
 
     def parse_data_info(self, info: dict) -> dict:
         return self.parse_images(super().parse_data_info(info))

@@ -24,6 +24,8 @@ class NuScenesDataset(InfoFileDataset):
     """
 
     METAINFO = dict(classes=NUSCENES_CLASSES)
+    CREATE_INFOS = ("python tools/create_infos.py nuscenes --root <nuScenes folder with v1.0-trainval/> --out {out} "
+                    "--version v1.0-trainval --split {split}")
     DEFAULT_PREFIX = dict(pts="samples/LIDAR_TOP", img="samples", sweeps="sweeps/LIDAR_TOP", pts_semantic_mask="",
                           pts_instance_mask="")
 

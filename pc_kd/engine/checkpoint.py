@@ -13,6 +13,7 @@ therefore saves the message hub's buffers as :class:`PortableHistoryBuffer` (sam
 """
 import os
 import os.path as osp
+import zipfile
 from typing import List
 
 import numpy as np
@@ -47,18 +48,43 @@ def safe_globals() -> List:
     return allowed
 
 
+class CheckpointFileError(ValueError):
+    """A checkpoint file that cannot be loaded: not written by torch.save, or holding objects outside the
+    allowlist; the message names the file and says what to do."""
+
+
+# a legacy (torch < 1.6) torch.save file: a pickle (protocol 2) whose first object is this magic number
+_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def check_torch_file(filename: str) -> None:
+    """Raise CheckpointFileError when ``filename`` is not something ``torch.save`` wrote (a zip archive, or a legacy
+    pickle starting with torch's magic number): a text file, an image, a truncated download..."""
+    if zipfile.is_zipfile(filename):
+        return
+    with open(filename, "rb") as f:
+        head = f.read(32)
+    if head[:2] == b"\x80\x02" and _LEGACY_MAGIC in head:
+        return
+    raise CheckpointFileError(
+        f"checkpoint {filename} is not a PyTorch checkpoint ({osp.getsize(filename)} bytes starting {head[:16]!r}; "
+        f"torch.save writes a zip archive). Pass the .pth file that tools/train.py writes into its work dir "
+        f"(epoch_<N>.pth / iter_<N>.pth), or download the file again if it is truncated")
+
+
 def load_local_checkpoint(filename: str, map_location=None):
     """Load a local checkpoint with ``weights_only=True`` and :func:`safe_globals` allowed."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f"checkpoint not found: {filename}")
+    check_torch_file(filename)
     try:
         with torch.serialization.safe_globals(safe_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except Exception as err:
         if "weights_only" not in str(err) and "Unsupported global" not in str(err):
-            raise RuntimeError(f"checkpoint {filename} could not be read: {err}") from err
-        raise RuntimeError(
+            raise CheckpointFileError(f"checkpoint {filename} could not be read: {err}") from err
+        raise CheckpointFileError(
             f"checkpoint {filename} holds objects outside pc_kd's allowlist, so it was not loaded with "
             f"weights_only=True. If it comes from a source you trust, re-save it as a plain state dict "
             f"(torch.save({{'state_dict': sd}}, path)). Details: {err}") from err

@@ -1,28 +1,45 @@
-"""Runner set-up shared by tools/train.py and tools/test.py."""
-import difflib
+"""Runner set-up shared by the tools: checked configs, safe checkpoints, a console that shows what matters."""
+import contextlib
+import logging
 import os
 import os.path as osp
-import inspect
+import sys
 
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner, find_latest_checkpoint
 
 from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
-from .checkpoint import check_state_dict_matches, load_local_checkpoint, setup_safe_checkpointing
+from .checkpoint import CheckpointFileError, check_state_dict_matches, load_local_checkpoint, setup_safe_checkpointing
+from .config_checks import ConfigError, add_config_options, check_config_keys, load_checked_config
 
-RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {"self"} | {"runner_type", "_base_"}
+# records that go to the log file only: the environment, the whole config and the hook table (hundreds of lines
+# that would push an error out of sight on the console)
+_FILE_ONLY = ("Config:\n", "\n" + "-" * 60 + "\nSystem environment:", "Hooks will be executed in the following order")
 
 
-def check_config_keys(cfg: Config, filename: str) -> None:
-    """Refuse top-level keys that look like misspelt Runner keys (``train_dataloder``), which mmengine would
-    silently ignore. Other top-level names are the usual config helper variables (``data_root`` ...)."""
-    for key in cfg.keys():
-        if key in RUNNER_KEYS:
-            continue
-        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.8)
-        if close:
-            raise KeyError(f"config {filename}: unknown top-level key {key!r}; did you mean {close[0]!r}?")
+class _ConsoleSummary(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_FILE_ONLY)
+
+
+class PcKdRunner(Runner):
+    """mmengine's Runner whose console leaves out the environment, config dump and hook table (they still go to
+    the log file in the work dir) and says in one line what runs where."""
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.addFilter(_ConsoleSummary())
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        super()._log_env(env_cfg)
+        log_file = next((h.baseFilename for h in self.logger.handlers if isinstance(h, logging.FileHandler)), None)
+        self.logger.info(f"pc_kd: {self.cfg.filename or 'config'} -> work dir {self.work_dir}; seed "
+                         f"{self.seed}; environment, full config and hooks in {log_file}")
 
 
 def build_runner(cfg: Config, filename: str) -> Runner:
@@ -33,7 +50,7 @@ def build_runner(cfg: Config, filename: str) -> Runner:
     if not any(str(h.get("type")).endswith("PortableCheckpointHook") for h in hooks):
         hooks.append(dict(type="pc_kd.PortableCheckpointHook"))
     cfg.custom_hooks = hooks
-    return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg) if "runner_type" in cfg else PcKdRunner.from_cfg(cfg)
 
 
 def bare_model(model):
@@ -50,22 +67,53 @@ def load_weights_strict(runner: Runner, checkpoint: str) -> None:
 
 
 def add_runner_args(parser) -> None:
-    """Arguments shared by tools/train.py, tools/test.py and tools/demo.py."""
-    from mmengine.config import DictAction
-
+    """Arguments shared by tools/train.py, tools/test.py and the demos."""
     parser.add_argument("--work-dir", help="folder for logs and checkpoints (default: work_dirs/<config name>)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config entries, e.g. train_cfg.max_epochs=2")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_config_options(parser)
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+                        help="how the processes were started (pytorch: torchrun, see tools/dist_train.sh)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
+                        help="set by the launcher; do not pass by hand")
 
 
 def load_config(args) -> Config:
-    """Config from ``args.config`` with ``--cfg-options``, launcher and work dir applied (see add_runner_args)."""
+    """Config from ``args.config`` (named when missing, keys checked) with ``--cfg-options`` (checked against
+    the config and the constructors it names), launcher and work dir applied (see add_runner_args)."""
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_checked_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "work_dirs", osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def resume_settings(resume, work_dir: str):
+    """``(cfg.resume, cfg.load_from)`` for the ``--resume`` value (None, 'latest', 'auto' or a path)."""
+    if resume is None:
+        return False, None
+    if resume == "auto":
+        return True, None
+    if resume == "latest":
+        if find_latest_checkpoint(work_dir) is None:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file there). Start "
+                f"without --resume, pass the checkpoint (--resume PATH), point --work-dir at the run to continue, "
+                f"or use --resume auto to resume only when a checkpoint exists")
+        return True, None
+    if not osp.isfile(resume):
+        raise FileNotFoundError(f"--resume: checkpoint not found: {resume}")
+    return True, resume
+
+
+@contextlib.contextmanager
+def exit_on_user_error():
+    """Around a tool's ``main``: a mistake of the user's (a config or option that cannot work, a missing or
+    unreadable file) ends the program with its message and exit status 1 instead of a traceback;
+    ``PC_KD_TRACEBACK=1`` shows the traceback as well. Other exceptions (bugs) propagate unchanged."""
+    try:
+        yield
+    except (ConfigError, FileNotFoundError, CheckpointFileError) as err:
+        if os.environ.get("PC_KD_TRACEBACK"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -20,6 +20,7 @@ install command when neither is installed.
 import importlib
 import os
 import sys
+import warnings
 
 _EXPORTED = ("SubMConv3d", "SparseConv3d", "SparseInverseConv3d", "SparseSequential", "SparseConvTensor",
              "SparseModule")
@@ -36,7 +37,11 @@ INSTALL_HINT = (
 
 def _import_backend(name: str):
     if name == "spconv":
-        return importlib.import_module("spconv.pytorch")
+        with warnings.catch_warnings():
+            # spconv 2.3 decorates its autograd functions with torch.cuda.amp.custom_fwd / custom_bwd, which torch
+            # >= 2.4 deprecates (one FutureWarning per function at import); the decorators still work
+            warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.custom_(fwd|bwd)", category=FutureWarning)
+            return importlib.import_module("spconv.pytorch")
     if name == "spconv_triton":
         return importlib.import_module("spconv_triton.pytorch")
     raise ValueError(f"PC_KD_SPARSE_BACKEND={name!r}: expected 'spconv' or 'spconv_triton'")

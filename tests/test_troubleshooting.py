@@ -1,0 +1,186 @@
+"""Every row of docs/troubleshooting.md is triggered here and its message checked against the table, so the
+table and the messages cannot drift apart; the command-line rows run the tools as a user would and check that
+the console shows the error line, not a traceback or a config dump."""
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pc_kd.engine import (CheckpointFileError, ConfigError, check_config_keys, check_state_dict_matches,
+                          load_checked_config, load_local_checkpoint, resume_settings)
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "troubleshooting.md"
+LIDAR_CONFIG = "configs/supervised/supervised_centerpoint-pillar_none_synthetic-driving.py"
+NUSCENES_CONFIG = "configs/supervised/supervised_centerpoint-voxel_none_nuscenes.py"
+
+
+def _rows():
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("`"):
+            rows[cells[0]] = cells[1].strip("`")
+    return rows
+
+
+def _pattern(message: str) -> str:
+    """The table's message as a regex: literal text, ``<...>`` placeholders match anything."""
+    return ".*?".join(re.escape(chunk) for chunk in re.split(r"<[^>]*>", message))
+
+
+def _tool(args, cwd=ROOT, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
+    out = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    return out.returncode, out.stdout + out.stderr
+
+
+def _python_tool(script, *args):
+    return _tool([sys.executable, str(ROOT / "tools" / script), *args])
+
+
+def _raise(fn):
+    try:
+        fn()
+    except Exception as err:  # noqa: BLE001 - the message is what is checked
+        return str(err)
+    raise AssertionError("no error raised")
+
+
+# ------------------------------------------------------------------------------------------- the triggers
+def config_not_found(tmp_path):
+    code, out = _python_tool("train.py", "configs/supervised/supervised_centerpoint-pilar_none_synthetic-driving.py")
+    assert code == 1 and "Traceback" not in out
+    assert "configs/supervised/supervised_centerpoint-pillar_none_synthetic-driving.py" in out  # the suggestion
+    return out
+
+
+def config_top_level_key(tmp_path):
+    from mmengine.config import Config
+    return _raise(lambda: check_config_keys(Config(dict(train_dataloder=dict())), "my_config.py"))
+
+
+def cfg_options_format(tmp_path):
+    code, out = _python_tool("train.py", LIDAR_CONFIG, "--cfg-options", "max_iters")
+    assert code == 2 and "Traceback" not in out and "usage:" in out
+    return out
+
+
+def cfg_options_top_level(tmp_path):
+    return _raise(lambda: load_checked_config(LIDAR_CONFIG, {"train_cfgg.max_iters": 3}))
+
+
+def cfg_options_near_miss(tmp_path):
+    code, out = _python_tool("train.py", LIDAR_CONFIG, "--work-dir", str(tmp_path / "w"), "--cfg-options",
+                             "train_dataloader.batch_sise=1")
+    assert code == 1 and "Traceback" not in out and "did you mean 'batch_size'" in out
+    assert not (tmp_path / "w").exists()  # nothing written before the check
+    message = _raise(lambda: load_checked_config(LIDAR_CONFIG, {"train_cfg.max_iter": 2}))
+    assert "did you mean 'max_iters'" in message
+    return out
+
+
+def cfg_options_no_argument(tmp_path):
+    message = _raise(lambda: load_checked_config(LIDAR_CONFIG, {"model.head.foo_bar": 2}))
+    assert "reg_radius" in message  # the valid arguments are listed
+    load_checked_config(LIDAR_CONFIG, {"model.head.reg_radius": 0, "optim_wrapper.paramwise_cfg.norm_decay_mult": 0.0,
+                                       "my_helper_variable": 1})  # valid keys, new or not, pass
+    return message
+
+
+def cfg_options_list_index(tmp_path):
+    return _raise(lambda: load_checked_config(LIDAR_CONFIG, {"train_dataloader.dataset.pipeline.7.type": "X"}))
+
+
+def checkpoint_not_found(tmp_path):
+    return _raise(lambda: load_local_checkpoint(str(tmp_path / "nothing.pth")))
+
+
+def checkpoint_not_torch(tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("not a checkpoint at all")
+    code, out = _python_tool("test.py", LIDAR_CONFIG, str(garbage))
+    assert code == 1 and "Traceback" not in out
+    with pytest.raises(CheckpointFileError):
+        load_local_checkpoint(str(garbage))
+    return out
+
+
+def checkpoint_allowlist(tmp_path):
+    path = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {}, "obj": pickle.PickleError("x")}, path)
+    return _raise(lambda: load_local_checkpoint(str(path)))
+
+
+def checkpoint_mismatch(tmp_path):
+    return _raise(lambda: check_state_dict_matches(torch.nn.Linear(2, 2), {"weight": torch.zeros(3, 2)}, "x.pth"))
+
+
+def resume_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out = _python_tool("train.py", LIDAR_CONFIG, "--work-dir", str(tmp_path / "empty"), "--resume")
+    assert code == 1 and "Traceback" not in out and "--resume auto" in out
+    assert resume_settings("auto", str(tmp_path / "empty")) == (True, None)  # auto: start when there is nothing
+    assert resume_settings(None, str(tmp_path / "empty")) == (False, None)
+    return out
+
+
+def resume_not_found(tmp_path):
+    return _raise(lambda: resume_settings(str(tmp_path / "nope.pth"), str(tmp_path)))
+
+
+def info_file_missing(tmp_path):
+    code, out = _python_tool("train.py", NUSCENES_CONFIG, "--work-dir", str(tmp_path / "w"), "--cfg-options",
+                             f"train_dataloader.dataset.data_root={tmp_path / 'nuscenes'}/")
+    assert code == 1 and "Traceback" not in out, out[-3000:]
+    assert f"python tools/create_infos.py nuscenes --root <nuScenes folder with v1.0-trainval/> --out " \
+           f"{tmp_path / 'nuscenes'} --version v1.0-trainval --split train" in out
+    # the console is short: no environment, config or hook table (they are in the log file)
+    assert "Config:" not in out and "Hooks will be executed" not in out and "System environment" not in out
+    assert len(out.splitlines()) < 40, out
+    logs = list((tmp_path / "w").rglob("*.log"))
+    assert logs and "Config:" in logs[0].read_text()
+    return out
+
+
+def info_file_version(tmp_path):
+    from pc_kd.datasets import ScanNetDataset
+    info = tmp_path / "scannet_infos_train.pkl"
+    info.write_bytes(pickle.dumps({"metainfo": {"info_version": "1.0"}, "data_list": []}))
+    return _raise(lambda: ScanNetDataset(ann_file=str(info), data_root=str(tmp_path)))
+
+
+def points_file_missing(tmp_path):
+    from pc_kd.datasets.transforms import LoadPointsFromFile
+    return _raise(lambda: LoadPointsFromFile()({"lidar_path": str(tmp_path / "nothing.bin")}))
+
+
+def dist_train_usage(tmp_path):
+    code, out = _tool(["bash", str(ROOT / "tools" / "dist_train.sh")])
+    assert code == 2
+    return out
+
+
+TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
+            if callable(fn) and getattr(fn, "__module__", None) == __name__ and not name.startswith(("_", "test"))}
+
+
+def test_every_row_of_the_table_has_a_trigger_and_every_trigger_a_row():
+    assert set(_rows()) == set(TRIGGERS)
+
+
+@pytest.mark.parametrize("row", sorted(_rows()))
+def test_the_message_of_each_row_is_what_the_user_sees(row, tmp_path):
+    message = TRIGGERS[row](tmp_path)
+    assert re.search(_pattern(_rows()[row]), message, re.DOTALL), (row, message[-2000:])
+
+
+def test_config_errors_are_value_errors_and_name_the_option():
+    with pytest.raises(ConfigError, match=r"--cfg-options model.head.reg_radus: model.head has no key 'reg_radus'"):
+        load_checked_config(LIDAR_CONFIG, {"model.head.reg_radus": 2})
+    assert issubclass(ConfigError, ValueError)
