@@ -37,5 +37,6 @@ setup(
     packages=find_packages(include=["pc_kd", "pc_kd.*"]),
     install_requires=REQUIRES,
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["pc-kd = pc_kd.cli:main"]},
     license="Apache-2.0",
 )

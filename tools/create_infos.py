@@ -16,8 +16,13 @@ from pc_kd.datasets.converters import create_nuscenes_infos, create_s3dis_infos,
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["scannet", "s3dis", "nuscenes"], help="which dataset to convert")
-    parser.add_argument("--root", required=True, help="dataset root in its official layout")
-    parser.add_argument("--out", required=True, help="output folder (points, masks, info .pkl)")
+    parser.add_argument("--root", "--root-path", dest="root", required=True,
+                        help="dataset root in its official layout (--root-path: mmdet3d's create_data name)")
+    parser.add_argument("--out", "--out-dir", dest="out", required=True,
+                        help="output folder (points, masks, info .pkl) (--out-dir: mmdet3d's name)")
+    parser.add_argument("--extra-tag", default=None,
+                        help="accepted for mmdet3d's create_data command lines; pc_kd names its files "
+                             "<dataset>_infos_<split>.pkl")
     parser.add_argument("--split", default="train", help="scannet: train / val / test; nuscenes: train / val")
     parser.add_argument("--version", default="v1.0-mini", help="nuScenes version folder")
     parser.add_argument("--areas", default="1,2,3,4,5,6", help="S3DIS areas, comma separated")
