@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import train_until_then_kill
@@ -47,7 +48,8 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
         torch.load(ckpt, map_location="cpu", weights_only=False)
 
     resumed = subprocess.run([sys.executable, "tools/train.py", str(config), "--work-dir", str(work), "--resume",
-                              "--cfg-options", *_options(data, TOTAL_ITERS, work)], cwd=ROOT, env=env,
+                              "--cfg-options", *_options(data, TOTAL_ITERS, work),
+                              f"train_cfg.val_interval={TOTAL_ITERS}"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=600)
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-4000:]
@@ -58,9 +60,12 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     assert losses[0][1] < _losses(first_log)[0][1]  # weights and optimiser state came back
     final = torch.load(work / f"iter_{TOTAL_ITERS}.pth", map_location="cpu", weights_only=False)
     assert final["meta"]["iter"] == TOTAL_ITERS
+    best = list(work.glob("best_nuscenes_mAP_iter_*.pth"))  # save_best="auto" on the validation mAP
+    assert len(best) == 1, sorted(p.name for p in work.iterdir())
 
     tested = subprocess.run([sys.executable, "tools/test.py", str(config), str(work / f"iter_{TOTAL_ITERS}.pth"),
-                             "--work-dir", str(work), "--cfg-options", *_options(data, 1, work)], cwd=ROOT, env=env,
+                             "--work-dir", str(work), "--out", str(work / "pred"), "--cfg-options",
+                             *_options(data, 1, work)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     out = tested.stdout + tested.stderr
     assert tested.returncode == 0, out[-4000:]
@@ -68,6 +73,15 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     assert m and 0 <= float(m.group(1)) <= 1 and 0 <= float(m.group(2)) <= 1, out[-3000:]
     results = json.loads((work / "results" / "results_nusc.json").read_text())
     assert results["meta"]["use_camera"] == (kind == "camera") and len(results["results"]) == 2
+    # --out: one .npz per sample with the boxes the metric scored, and the metrics
+    saved = sorted((work / "pred").glob("*.npz"))
+    assert len(saved) == 2
+    for path in saved:
+        pred = np.load(path)
+        assert pred["boxes"].shape[1] == 9 and len(pred["boxes"]) == len(pred["scores"]) == len(pred["labels"])
+    assert sum(len(np.load(p)["boxes"]) for p in saved) == sum(len(v) for v in results["results"].values())
+    assert json.loads((work / "pred" / "metrics.json").read_text())["nuscenes/mAP"] == pytest.approx(float(m.group(1)),
+                                                                                                     abs=1e-4)
 
 
 def test_demo_bev_trains_scores_and_draws(tmp_path):

@@ -1,6 +1,9 @@
 """Evaluate a trained checkpoint on the config's test set.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
+    python tools/test.py CONFIG CHECKPOINT [--out DIR] [--work-dir DIR] [--cfg-options k=v ...]
+
+``--out DIR`` writes each sample's prediction (segmentation: ``<scene>.npy``, a label per point; detection:
+``<sample>.npz`` with boxes, scores, labels) and ``metrics.json`` (see pc_kd.engine.SavePredictionsHook).
 
 The checkpoint must match the model the config builds (keys and shapes), else the run stops with the list
 of differences instead of scoring a partly random model.
@@ -17,6 +20,7 @@ def main(argv=None):
                                                  "(the config's test_evaluator: mIoU, nuScenes mAP / NDS ...).")
     parser.add_argument("config", help="the config the checkpoint was trained with, e.g. configs/supervised/<name>.py")
     parser.add_argument("checkpoint", help="checkpoint file (.pth) written by tools/train.py")
+    parser.add_argument("--out", help="folder for per-sample predictions (.npy / .npz) and metrics.json")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     if not osp.isfile(args.checkpoint):
@@ -24,6 +28,9 @@ def main(argv=None):
     check_torch_file(args.checkpoint)
     cfg = load_config(args)
     cfg.load_from, cfg.resume = None, False
+    if args.out:
+        cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [
+            dict(type="pc_kd.SavePredictionsHook", out_dir=args.out)]
     runner = build_runner(cfg, args.config)
     load_weights_strict(runner, args.checkpoint)
     runner._has_loaded = True  # weights are in: keep Runner.test from loading load_from again

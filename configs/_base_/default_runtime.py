@@ -3,7 +3,9 @@ default_hooks = dict(
     timer=dict(type="IterTimerHook"),
     logger=dict(type="LoggerHook", interval=5),
     param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=3, save_last=True),
+    # also keeps the checkpoint of the best validation score (the metric's first key: mIoU, nuScenes mAP)
+    checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=3, save_last=True, save_best="auto",
+                    rule="greater"),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
