@@ -174,3 +174,22 @@ def test_distiller_pool_targets_distils_the_super_point_mean_of_the_seen_targets
             masks.append(bool(members.any()))
             targets.append(s.teacher_feats.feats[members].mean(0) if members.any() else torch.zeros(8))
     torch.testing.assert_close(loss, CMDLoss()(pred, torch.stack(targets), torch.tensor(masks)))
+
+
+def test_cutaway_keeps_the_contents_of_a_room_and_drops_its_ceiling_and_near_walls():
+    from pc_kd.visualization import cutaway_mask
+
+    rng = np.random.default_rng(0)
+    floor = np.c_[rng.uniform(0, 5, (500, 2)), np.zeros(500)]
+    ceiling = np.c_[rng.uniform(0, 5, (500, 2)), np.full(500, 3.0)]
+    near_wall = np.c_[np.zeros(300), rng.uniform(0, 5, 300), rng.uniform(0, 3, 300)]  # x = x_min: facing the camera
+    far_wall = np.c_[np.full(300, 5.0), rng.uniform(0, 5, 300), rng.uniform(0, 3, 300)]
+    table = np.c_[rng.uniform(2, 3, (200, 2)), rng.uniform(0.7, 0.8, 200)]
+    points = np.vstack([floor, ceiling, near_wall, far_wall, table])
+    keep = cutaway_mask(points, "iso")
+    parts = np.split(keep, np.cumsum([500, 500, 300, 300]))
+    assert parts[4].all() and not parts[1].any() and not parts[2].any()  # table kept; ceiling, near wall gone
+    assert parts[3].mean() > 0.75 and parts[0].mean() > 0.85  # far wall (below the ceiling band) and floor stay
+    top = cutaway_mask(points, "top")
+    assert top[np.cumsum([500, 500])[1]:].sum() > 550  # from above only the ceiling goes
+    assert cutaway_mask(np.zeros((0, 3))).shape == (0,)

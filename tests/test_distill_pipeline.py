@@ -125,14 +125,19 @@ def test_fusion_tool_resumes_shards_and_reports_missing_frames(demo_dir):
 def test_visualize_renders_pngs(demo_dir):
     pytest.importorskip("open3d", reason="rendering needs the [vis] extra (open3d)")
     work, _ = demo_dir
-    for color in ("gt", "fused", "clusters"):
+    from PIL import Image
+
+    for color in ("gt", "fused", "clusters", "errors"):
         code, log = _run([ROOT / "tools" / "visualize.py", CONFIG, "--color", color, "--checkpoint",
                           "work_dirs/demo/seed0/distill/epoch_10.pth", "--out", f"{color}.png"], work)
         assert code == 0, log[-3000:]
-        from PIL import Image
-
         pixels = np.asarray(Image.open(work / f"{color}.png").convert("RGB")).reshape(-1, 3)
         assert len(np.unique(pixels, axis=0)) > 20  # a picture, not a blank frame
+    # errors: wrong points in pure-ish red, right ones light grey, both present
+    pixels = np.asarray(Image.open(work / "errors.png").convert("RGB")).reshape(-1, 3).astype(int)
+    red = (pixels[:, 0] > 180) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
+    grey = (abs(pixels[:, 0] - 191) < 8) & (abs(pixels[:, 1] - 191) < 8) & (abs(pixels[:, 2] - 191) < 8)
+    assert red.sum() > 200 and grey.sum() > 200
 
 
 @pytest.mark.realdata
