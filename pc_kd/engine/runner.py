@@ -15,8 +15,10 @@ from .checkpoint import CheckpointFileError, check_state_dict_matches, load_loca
 from .config_checks import ConfigError, add_config_options, check_config_keys, load_checked_config
 
 # records that go to the log file only: the environment, the whole config and the hook table (hundreds of lines
-# that would push an error out of sight on the console)
-_FILE_ONLY = ("Config:\n", "\n" + "-" * 60 + "\nSystem environment:", "Hooks will be executed in the following order")
+# that would push an error out of sight on the console), and mmengine's notices about its own deprecated file
+# client, which its CheckpointHook uses on every run (harmless: pc_kd registers the local backend it needs)
+_FILE_ONLY = ("Config:\n", "\n" + "-" * 60 + "\nSystem environment:", "Hooks will be executed in the following order",
+              '"FileClient" will be deprecated in future', '"HardDiskBackend" is the alias of "LocalBackend"')
 
 
 class _ConsoleSummary(logging.Filter):
