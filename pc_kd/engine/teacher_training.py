@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from PIL import Image
+from tqdm import tqdm
 
 from pc_kd.models.backbones.image_teachers import IMAGENET_MEAN, IMAGENET_STD
 from pc_kd.utils.io import atomic_write
@@ -25,7 +26,8 @@ def load_labelled_frames(dataset):
     """Every frame of every scene in ``dataset`` with its 2D label image: ``images [F, 3, H, W]`` float 0..1 and
     ``labels [F, H, W]`` int64 (255 = ignore). A frame without ``label_path`` raises, naming the image."""
     images, labels = [], []
-    for i in range(len(dataset)):
+    print_log(f"reading the labelled frames of {len(dataset)} scenes", "current", logging.INFO)
+    for i in tqdm(range(len(dataset)), desc="teacher frames", unit="scene", disable=None):
         for frame in dataset.get_data_info(i).get("images", []):
             if not frame.get("label_path"):
                 raise KeyError(f"frame {frame['img_path']} has no 2D label image (label_path); a teacher is trained "
