@@ -21,7 +21,8 @@ EXTRAS = {
         "spconv-cu120==2.3.6; python_version < '3.12'",
         "spconv-cu126==2.3.8; python_version >= '3.12'",
     ],
-    "vis": ["open3d==0.19.0"],  # renders headless with EGL_PLATFORM=surfaceless
+    # open3d renders headless with EGL_PLATFORM=surfaceless; tensorboard receives the training scalars
+    "vis": ["open3d==0.19.0", "tensorboard>=2.14"],
     # triton: the kernels' tests run in its interpreter on CPU (CUDA builds of torch bring their own triton).
     "test": ["pytest>=7.4", "triton>=3.2,<3.10"],
 }

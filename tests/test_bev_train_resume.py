@@ -55,6 +55,7 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     assert resumed.returncode == 0, log[-4000:]
     # the console: progress and results; the config dump and mmengine's file-client notices only in the log file
     assert "Config:" not in log and '"FileClient" will be deprecated' not in log
+    assert list(work.rglob("events.out.tfevents.*"))  # the scalars reach TensorBoard ([vis] extra)
     match = re.search(r"resumed epoch: \d+, iter: (\d+)", log)
     assert match and int(match.group(1)) == done[-1], log[-3000:]
     losses = _losses(log)

@@ -1,5 +1,6 @@
 """Runner set-up shared by the tools: checked configs, safe checkpoints, a console that shows what matters."""
 import contextlib
+import importlib.util
 import logging
 import os
 import os.path as osp
@@ -52,6 +53,11 @@ def build_runner(cfg: Config, filename: str) -> Runner:
     if not any(str(h.get("type")).endswith("PortableCheckpointHook") for h in hooks):
         hooks.append(dict(type="pc_kd.PortableCheckpointHook"))
     cfg.custom_hooks = hooks
+    if "visualizer" not in cfg:  # scalars to <work_dir>/<timestamp>/vis_data, and to TensorBoard when installed
+        backends = [dict(type="LocalVisBackend")]
+        if importlib.util.find_spec("tensorboard") is not None:
+            backends.append(dict(type="TensorboardVisBackend"))
+        cfg.visualizer = dict(type="Visualizer", vis_backends=backends)
     return RUNNERS.build(cfg) if "runner_type" in cfg else PcKdRunner.from_cfg(cfg)
 
 
