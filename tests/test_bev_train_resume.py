@@ -56,6 +56,7 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     # the console: progress and results; the config dump and mmengine's file-client notices only in the log file
     assert "Config:" not in log and '"FileClient" will be deprecated' not in log
     assert list(work.rglob("events.out.tfevents.*"))  # the scalars reach TensorBoard ([vis] extra)
+    assert len(list((work / "pictures" / f"iter_{TOTAL_ITERS}").glob("*.png"))) == 2  # validation pictures
     match = re.search(r"resumed epoch: \d+, iter: (\d+)", log)
     assert match and int(match.group(1)) == done[-1], log[-3000:]
     losses = _losses(log)
@@ -67,7 +68,8 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     assert len(best) == 1, sorted(p.name for p in work.iterdir())
 
     tested = subprocess.run([sys.executable, "tools/test.py", str(config), str(work / f"iter_{TOTAL_ITERS}.pth"),
-                             "--work-dir", str(work), "--out", str(work / "pred"), "--cfg-options",
+                             "--work-dir", str(work), "--out", str(work / "pred"), "--show-dir", str(work / "show"),
+                             "--cfg-options",
                              *_options(data, 1, work)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     out = tested.stdout + tested.stderr
@@ -82,6 +84,7 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     for path in saved:
         pred = np.load(path)
         assert pred["boxes"].shape[1] == 9 and len(pred["boxes"]) == len(pred["scores"]) == len(pred["labels"])
+    assert sorted(p.stem for p in (work / "show").glob("*.png")) == [p.stem for p in saved]  # --show-dir
     assert sum(len(np.load(p)["boxes"]) for p in saved) == sum(len(v) for v in results["results"].values())
     assert json.loads((work / "pred" / "metrics.json").read_text())["nuscenes/mAP"] == pytest.approx(float(m.group(1)),
                                                                                                      abs=1e-4)

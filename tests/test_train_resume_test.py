@@ -65,7 +65,8 @@ def test_train_kill_resume_and_test(tmp_path):
     assert final["meta"]["epoch"] == TOTAL_EPOCHS and final["meta"]["iter"] == TOTAL_EPOCHS * 2
 
     tested = _run(["tools/test.py", str(CONFIG), str(work / f"epoch_{TOTAL_EPOCHS}.pth"), "--work-dir", str(work),
-                   "--out", str(work / "pred"), "--cfg-options", *_options(data, 1)], timeout=600)
+                   "--out", str(work / "pred"), "--show-dir", str(work / "show"), "--cfg-options", *_options(data, 1)],
+                  timeout=600)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     miou = re.search(r"Epoch\(test\).*seg/miou: ([0-9.]+)", tested.stdout + tested.stderr)
     # measured here: 19.9 % killed + resumed, 22.2 % uninterrupted, 0.2 % after 1 epoch; "wall" everywhere: 4 %
@@ -73,6 +74,7 @@ def test_train_kill_resume_and_test(tmp_path):
     # --out: a label per point of each test scene, and the metrics
     saved = sorted((work / "pred").glob("*.npy"))
     assert saved and all(np.load(p).dtype == np.int64 and np.load(p).ndim == 1 for p in saved)
+    assert sorted(p.stem for p in (work / "show").glob("*.png")) == [p.stem for p in saved]  # --show-dir
     assert json.loads((work / "pred" / "metrics.json").read_text())["seg/miou"] == pytest.approx(
         float(miou.group(1)), abs=1e-4)
 

@@ -1,9 +1,10 @@
 """Evaluate a trained checkpoint on the config's test set.
 
-    python tools/test.py CONFIG CHECKPOINT [--out DIR] [--work-dir DIR] [--cfg-options k=v ...]
+    python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--work-dir DIR] [--cfg-options k=v ...]
 
 ``--out DIR`` writes each sample's prediction (segmentation: ``<scene>.npy``, a label per point; detection:
-``<sample>.npz`` with boxes, scores, labels) and ``metrics.json`` (see pc_kd.engine.SavePredictionsHook).
+``<sample>.npz`` with boxes, scores, labels) and ``metrics.json`` (see pc_kd.engine.SavePredictionsHook);
+``--show-dir DIR`` a top-view picture per sample, prediction beside the ground truth (PredictionPicturesHook).
 
 The checkpoint must match the model the config builds (keys and shapes), else the run stops with the list
 of differences instead of scoring a partly random model.
@@ -21,6 +22,8 @@ def main(argv=None):
     parser.add_argument("config", help="the config the checkpoint was trained with, e.g. configs/supervised/<name>.py")
     parser.add_argument("checkpoint", help="checkpoint file (.pth) written by tools/train.py")
     parser.add_argument("--out", help="folder for per-sample predictions (.npy / .npz) and metrics.json")
+    parser.add_argument("--show-dir", help="folder for a top-view picture per sample: prediction beside the "
+                                           "ground truth")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     if not osp.isfile(args.checkpoint):
@@ -31,6 +34,9 @@ def main(argv=None):
     if args.out:
         cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [
             dict(type="pc_kd.SavePredictionsHook", out_dir=args.out)]
+    if args.show_dir:
+        cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [
+            dict(type="pc_kd.PredictionPicturesHook", num_samples=-1, out_dir=args.show_dir, stages=("test",))]
     runner = build_runner(cfg, args.config)
     load_weights_strict(runner, args.checkpoint)
     runner._has_loaded = True  # weights are in: keep Runner.test from loading load_from again

@@ -4,6 +4,7 @@ import os.path as osp
 from pathlib import Path
 
 import numpy as np
+import torch
 from mmengine.hooks import Hook
 
 from pc_kd.registry import HOOKS
@@ -72,3 +73,67 @@ class SavePredictionsHook(Hook):
         with atomic_write(osp.join(self.out_dir, "metrics.json")) as tmp:
             Path(tmp).write_text(json.dumps({k: float(v) for k, v in (metrics or {}).items()}, indent=1))
         runner.logger.info(f"SavePredictionsHook: {self.count} predictions and metrics.json in {self.out_dir}")
+
+
+@HOOKS.register_module()
+class PredictionPicturesHook(Hook):
+    """Top-view pictures of predictions beside the ground truth, one PNG per sample.
+
+    Segmentation: the points coloured by the labels and by the prediction, side by side, ceiling left out
+    (``plot_bev_labels``; an unsupervised model's prediction is its cluster ids). Detection: GT boxes dashed,
+    predicted boxes in class colours over the LiDAR points (``plot_bev_detections``).
+
+    Args:
+        num_samples: pictures per validation (the first samples of the val set; -1: all).
+        out_dir: folder of the test pictures (``tools/test.py --show-dir``); validation pictures go to
+            ``<work_dir>/pictures/<iter_N | epoch_N>/``.
+        stages: ``"val"`` and / or ``"test"``.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, num_samples: int = 2, out_dir: str = None, stages=("val",)):
+        self.num_samples, self.out_dir, self.stages = num_samples, out_dir, tuple(stages)
+        self.count = 0
+
+    def before_val_epoch(self, runner) -> None:
+        self.count = 0
+
+    def before_test_epoch(self, runner) -> None:
+        self.count = 0
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if "val" in self.stages:
+            when = f"epoch_{runner.epoch}" if runner.train_loop is not None and getattr(
+                runner.train_loop, "max_epochs", None) else f"iter_{runner.iter}"
+            self._draw(runner, runner.val_dataloader, data_batch, outputs,
+                       osp.join(runner.work_dir, "pictures", when))
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if "test" in self.stages:
+            self._draw(runner, runner.test_dataloader, data_batch, outputs,
+                       self.out_dir or osp.join(runner.work_dir, "pictures", "test"))
+
+    def _draw(self, runner, dataloader, data_batch, outputs, folder: str) -> None:
+        from pc_kd.visualization import plot_bev_detections, plot_bev_labels
+
+        classes = list(dataloader.dataset.metainfo.get("classes", ()))
+        for i, sample in enumerate(outputs or []):
+            if 0 <= self.num_samples <= self.count:
+                return
+            points = data_batch["inputs"]["points"][i]
+            points = (points.cpu() if hasattr(points, "cpu") else torch.as_tensor(points)).numpy()
+            name = _sample_name(sample, self.count)
+            self.count += 1
+            png = osp.join(folder, f"{name}.png")
+            if "pred_pts_seg" in sample and "gt_pts_seg" in sample:
+                gt = np.asarray(sample.gt_pts_seg.pts_semantic_mask.cpu())
+                pred = np.asarray(sample.pred_pts_seg.pts_semantic_mask.cpu())
+                z = points[:, 2]
+                plot_bev_labels(points, [gt, pred], [f"{name}: ground truth", "prediction"], classes, png,
+                                max_height=float(z.max() - 0.12 * (z.max() - z.min())) if len(z) else None)
+            elif "pred_instances_3d" in sample and "gt_instances_3d" in sample:
+                gt, pred = sample.gt_instances_3d, sample.pred_instances_3d
+                plot_bev_detections(points, gt.bboxes_3d, gt.labels_3d.cpu().numpy(), pred.bboxes_3d,
+                                    pred.labels_3d.cpu().numpy(), pred.scores_3d.cpu().numpy(), classes, png,
+                                    title=f"{name}: ground truth (dashed) and predictions")
