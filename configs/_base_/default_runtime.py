@@ -8,9 +8,9 @@ default_hooks = dict(
                     rule="greater"),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
-# at each validation, top-view pictures of the first 2 samples (prediction beside the ground truth) go to
-# <work_dir>/pictures/<iter_N | epoch_N>/; a config that sets its own custom_hooks lists it again
-custom_hooks = [dict(type="PredictionPicturesHook", num_samples=2)]
+# at each validation, top-view pictures of the first val_pictures samples (prediction beside the ground truth) go
+# to <work_dir>/pictures/<iter_N | epoch_N>/ (PredictionPicturesHook, added by pc_kd.engine.build_runner; 0: none)
+val_pictures = 2
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                dist_cfg=dict(backend="nccl"))
 log_processor = dict(type="LogProcessor", window_size=5, by_epoch=True)

@@ -10,8 +10,7 @@ _base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cosine_40e.
 
 model = dict(type="SuperPointClustering", num_primitives=20, temperature=0.1,
              student=dict(channels=(16, 32, 64, 128)), connectors=dict(proj=dict(in_channels=16)))
-custom_hooks = [dict(type="ClusterCentroidsHook"), dict(type="ReclusterHook", interval=5, restarts=10),
-                dict(type="PredictionPicturesHook", num_samples=2)]
+custom_hooks = [dict(type="ClusterCentroidsHook"), dict(type="ReclusterHook", interval=5, restarts=10)]
 optim_wrapper = dict(optimizer=dict(lr=0.001))
 train_cfg = dict(max_epochs=10, val_interval=5)
 param_scheduler = [dict(type="CosineAnnealingLR", T_max=10, eta_min=1e-5, by_epoch=True, convert_to_iter_based=True)]

@@ -14,4 +14,4 @@ model = dict(
                                     pool_targets="superpoints")),
     feature=("backbone", "proj"),
 )
-custom_hooks = [dict(type="ClusterCentroidsHook"), dict(type="PredictionPicturesHook", num_samples=2)]
+custom_hooks = [dict(type="ClusterCentroidsHook")]
