@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from mmengine.runner import EpochBasedTrainLoop
 
 from pc_kd.registry import HOOKS
 from pc_kd.utils.io import atomic_write
@@ -104,8 +105,8 @@ class PredictionPicturesHook(Hook):
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if "val" in self.stages:
-            when = f"epoch_{runner.epoch}" if runner.train_loop is not None and getattr(
-                runner.train_loop, "max_epochs", None) else f"iter_{runner.iter}"
+            by_epoch = isinstance(getattr(runner, "_train_loop", None), EpochBasedTrainLoop)
+            when = f"epoch_{runner.epoch}" if by_epoch else f"iter_{runner.iter}"
             self._draw(runner, runner.val_dataloader, data_batch, outputs,
                        osp.join(runner.work_dir, "pictures", when))
 
