@@ -58,8 +58,7 @@ class SavePredictionsHook(Hook):
             name = _sample_name(sample, self.count)
             self.count += 1
             if "pred_pts_seg" in sample:
-                labels = np.asarray(sample.pred_pts_seg.pts_semantic_mask.cpu() if hasattr(
-                    sample.pred_pts_seg.pts_semantic_mask, "cpu") else sample.pred_pts_seg.pts_semantic_mask)
+                labels = sample.pred_pts_seg.pts_semantic_mask.cpu().numpy()
                 with atomic_write(osp.join(self.out_dir, f"{name}.npy")) as tmp:
                     with open(tmp, "wb") as f:
                         np.save(f, labels.astype(np.int64))
@@ -116,7 +115,7 @@ class PredictionPicturesHook(Hook):
                        self.out_dir or osp.join(runner.work_dir, "pictures", "test"))
 
     def _draw(self, runner, dataloader, data_batch, outputs, folder: str) -> None:
-        from pc_kd.visualization import plot_bev_detections, plot_bev_labels
+        from pc_kd.visualization import cutaway_mask, plot_bev_detections, plot_bev_labels
 
         classes = list(dataloader.dataset.metainfo.get("classes", ()))
         for i, sample in enumerate(outputs or []):
@@ -128,11 +127,10 @@ class PredictionPicturesHook(Hook):
             self.count += 1
             png = osp.join(folder, f"{name}.png")
             if "pred_pts_seg" in sample and "gt_pts_seg" in sample:
-                gt = np.asarray(sample.gt_pts_seg.pts_semantic_mask.cpu())
-                pred = np.asarray(sample.pred_pts_seg.pts_semantic_mask.cpu())
-                z = points[:, 2]
-                plot_bev_labels(points, [gt, pred], [f"{name}: ground truth", "prediction"], classes, png,
-                                max_height=float(z.max() - 0.12 * (z.max() - z.min())) if len(z) else None)
+                keep = cutaway_mask(points, "top")  # the ceiling left out, as in the 3D renders
+                gt = sample.gt_pts_seg.pts_semantic_mask.cpu().numpy()[keep]
+                pred = sample.pred_pts_seg.pts_semantic_mask.cpu().numpy()[keep]
+                plot_bev_labels(points[keep], [gt, pred], [f"{name}: ground truth", "prediction"], classes, png)
             elif "pred_instances_3d" in sample and "gt_instances_3d" in sample:
                 gt, pred = sample.gt_instances_3d, sample.pred_instances_3d
                 plot_bev_detections(points, gt.bboxes_3d, gt.labels_3d.cpu().numpy(), pred.bboxes_3d,
