@@ -3,11 +3,15 @@ six task heads), pc_kd's batched losses against a loop over boxes as the release
 one run; optionally a whole distillation step (``--step``: camera student, voxel LiDAR teacher; GPU-sized).
 
     python benchmarks/bench_bev_distill.py [--device cuda] [--boxes 200] [--batch 4] [--repeats 5] [--step]
+                                           [--profile top_ops.txt]
 
 Prints JSON: seconds of the three losses forward + backward for ``--boxes`` boxes (median after a warm-up) with
-pc_kd's ``BEVDistiller.distill_losses`` and with a per-box loop of the keypoint feature and relation terms, their
-ratio and the largest difference of the two loss values; with ``--step`` the shares of a distillation step spent
-in the teacher and in the losses. The issue's GPU targets: losses <= 5 ms for 200 boxes, teacher + losses
+pc_kd's ``BEVDistiller.distill_losses``, of each term alone (its adapter included), and of a per-box loop of the
+keypoint feature and relation terms, their ratio and the largest difference of the two loss values. The backward
+stops at the student's BEV maps and head outputs (the head's own backward is shared with the detection loss in
+a step). With ``--step`` the shares of a distillation step spent in the teacher and in the losses (the voxel
+teacher needs spconv: spconv-triton autotunes every conv on first use, minutes); ``--profile`` writes the
+profiler's top operators of one losses call. The issue's GPU targets: losses <= 5 ms for 200 boxes, teacher + losses
 <= 35 % of a student step.
 """
 import argparse
@@ -51,10 +55,13 @@ def maps(distiller, batch, device, seed=0):
         low, high = bev_channels(model)
         feats = dict(bev_low=torch.randn(batch, low, H, W, generator=g).to(device),
                      bev_high=torch.randn(batch, high, H, W, generator=g).to(device))
-        if model is distiller.student:
-            feats = {k: v.requires_grad_() for k, v in feats.items()}
-        with torch.set_grad_enabled(model is distiller.student):
+        with torch.no_grad():
             feats["head"] = model.head(feats["bev_high"])
+        if model is distiller.student:
+            # leaves: the losses' backward stops at the student's maps and head outputs; the head's own backward
+            # is not the losses' cost (in a step it runs once, for the detection and distillation losses together)
+            feats = dict(bev_low=feats["bev_low"].requires_grad_(), bev_high=feats["bev_high"].requires_grad_(),
+                         head=[{k: v.requires_grad_() for k, v in task.items()} for task in feats["head"]])
         out.append(feats)
     return out
 
@@ -93,6 +100,7 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--step", action="store_true", help="also time a whole distillation step (GPU-sized)")
+    parser.add_argument("--profile", help="write the profiler's table of one losses call (top ops) to this file")
     parser.add_argument("--json")
     args = parser.parse_args()
     from pc_kd.models.distillers.bev_distiller import head_grid
@@ -111,7 +119,7 @@ def main():
         distiller.zero_grad(set_to_none=True)
         losses = distiller.distill_losses(student, teacher, boxes)
         sum(losses.values()).backward(retain_graph=True)
-        return {k: float(v) for k, v in losses.items()}
+        return {k: float(v.detach()) for k, v in losses.items()}
 
     def loop():
         distiller.zero_grad(set_to_none=True)
@@ -121,8 +129,24 @@ def main():
                     relation=float(relation) * distiller.weights["relation"])
 
     ours_s, _, ours_out = timed(ours, args.device, args.repeats)
+    weights = dict(distiller.weights)
+    terms = {}
+    for term in ("feature", "relation", "response"):  # each term alone, its adapter included
+        distiller.weights = {k: (v if k == term else 0.0) for k, v in weights.items()}
+        terms[term] = timed(ours, args.device, args.repeats)[0]
+    distiller.weights = weights
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+        with profile(activities=activities) as prof:
+            ours()
+        sort = "cuda_time_total" if args.device == "cuda" else "cpu_time_total"
+        with open(args.profile, "w") as f:
+            f.write(prof.key_averages().table(sort_by=sort, row_limit=40))
     loop_s, _, loop_out = timed(loop, args.device, args.repeats)
-    result.update(losses_fwd_bwd_s=ours_s, loop_feature_relation_fwd_bwd_s=loop_s, loop_over_ours=loop_s / ours_s,
+    result.update(losses_fwd_bwd_s=ours_s, term_fwd_bwd_s=terms, loop_feature_relation_fwd_bwd_s=loop_s,
+                  loop_over_ours=loop_s / ours_s,
                   max_loss_diff=max(abs(ours_out["loss_distill_feature"] - loop_out["feature"]),
                                     abs(ours_out["loss_distill_relation"] - loop_out["relation"])))
     if args.step:

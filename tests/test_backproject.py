@@ -1,6 +1,5 @@
 """backproject_features: the PyTorch twin against per-point loops (and grid_sample), the Triton kernel
 (interpreted on CPU) against the twin, forward and gradients, odd sizes, empty and invisible inputs."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +8,12 @@ from pc_kd.ops.backproject import triton_available
 from pc_kd.projection import backproject_features, project_points, zbuffer_visibility
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton)")
+# The kernels compile for the GPU when there is one; on CPU conftest.py makes Triton interpret them.
+KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _on_kernel_device(points, feats, lidar2img, image_hw):
+    return points.to(KERNEL_DEVICE), feats.to(KERNEL_DEVICE), lidar2img.to(KERNEL_DEVICE), image_hw
 
 
 def _scene(n=37, v=3, c=5, feat_hw=(7, 9), image_hw=(21, 36), seed=0, dtype=torch.float64):
@@ -126,10 +131,10 @@ def test_ragged_batch_equals_per_scene_calls():
 
 @pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=needs_triton)])
 def test_empty_behind_and_invisible_points(impl):
-    points, feats, lidar2img, image_hw = _scene(dtype=torch.float32)
+    points, feats, lidar2img, image_hw = _on_kernel_device(*_scene(dtype=torch.float32))
     empty, count = backproject_features(points[:0], feats, lidar2img, image_hw, impl=impl)
     assert empty.shape == (0, 5) and count.shape == (0,)
-    behind = points * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # behind every camera
+    behind = points * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64, device=points.device)  # behind every camera
     out, count = backproject_features(behind, feats.requires_grad_(True), lidar2img, image_hw, reduce="max",
                                       impl=impl)
     assert (count == 0).all() and (out == 0).all()
@@ -141,14 +146,16 @@ def test_empty_behind_and_invisible_points(impl):
 @pytest.mark.parametrize("sampling", ["bilinear", "nearest"])
 @pytest.mark.parametrize("reduce", ["mean", "max", "sum"])
 def test_triton_kernel_matches_twin(sampling, reduce):
-    points, feats, lidar2img, image_hw = _scene(n=45, v=3, c=70, feat_hw=(5, 9), dtype=torch.float32, seed=7)
+    points, feats, lidar2img, image_hw = _on_kernel_device(
+        *_scene(n=45, v=3, c=70, feat_hw=(5, 9), dtype=torch.float32, seed=7))
     fa, fb = feats.clone().requires_grad_(True), feats.clone().requires_grad_(True)
     out_t, cnt_t = backproject_features(points, fa, lidar2img, image_hw, sampling=sampling, reduce=reduce,
                                         border=1, impl="triton")
     out_r, cnt_r = backproject_features(points, fb, lidar2img, image_hw, sampling=sampling, reduce=reduce,
                                         border=1, impl="torch")
     assert cnt_t.tolist() == cnt_r.tolist()
-    torch.testing.assert_close(out_t, out_r, rtol=1e-5, atol=1e-6)
+    # compiled for CUDA the kernel's bilinear weights use fused multiply-adds: a few float32 ulps of |feats| ~ 1
+    torch.testing.assert_close(out_t, out_r, rtol=1e-5, atol=1e-5)
     grad = torch.randn_like(out_r)
     (out_t * grad).sum().backward()
     (out_r * grad).sum().backward()
@@ -157,11 +164,49 @@ def test_triton_kernel_matches_twin(sampling, reduce):
 
 @needs_triton
 def test_triton_kernel_reads_channels_last_maps():
-    points, feats, lidar2img, image_hw = _scene(n=20, c=16, dtype=torch.float32, seed=8)
+    points, feats, lidar2img, image_hw = _on_kernel_device(*_scene(n=20, c=16, dtype=torch.float32, seed=8))
     cl = feats.contiguous(memory_format=torch.channels_last)
     out_t, _ = backproject_features(points, cl, lidar2img, image_hw, impl="triton")
     out_r, _ = backproject_features(points, feats, lidar2img, image_hw, impl="torch")
     torch.testing.assert_close(out_t, out_r, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=needs_triton)])
+@pytest.mark.parametrize("sampling", ["bilinear", "nearest"])
+def test_max_gradient_goes_to_the_first_of_tied_views(impl, sampling):
+    points, feats, lidar2img, image_hw = _on_kernel_device(*_scene(n=30, v=2, c=4, dtype=torch.float32, seed=9))
+    # views 1 and 2 are the same camera with the same map: every max they attain is a tie
+    feats = torch.cat([feats, feats[1:]]).requires_grad_(True)
+    lidar2img = torch.cat([lidar2img, lidar2img[1:]])
+    out, count = backproject_features(points, feats, lidar2img, image_hw, sampling=sampling, reduce="max",
+                                      impl=impl)
+    grad = torch.rand_like(out) + 0.5
+    (out * grad).sum().backward()
+    assert int((count == 3).sum()) > 5
+    assert (feats.grad[2] == 0).all() and (feats.grad[1] != 0).any()
+    # the gradient is that of the same max over the first two views only
+    ref_feats = feats.detach()[:2].clone().requires_grad_(True)
+    ref, _ = backproject_features(points, ref_feats, lidar2img[:2], image_hw, sampling=sampling, reduce="max",
+                                  impl=impl)
+    (ref * grad).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(feats.grad[:2], ref_feats.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=needs_triton)])
+def test_points_a_float32_ulp_from_a_pixel_edge_sample_the_pixel_float64_gives(impl):
+    # u = x / z lands just left of a pixel edge: float64 keeps it in pixel 9 (and 19), float32 rounds it
+    # onto the edge (pixel 10, 20); both implementations must take the float64 pixel, as the loop does
+    W = H = 32
+    lidar2img = torch.eye(4, dtype=torch.float64)[None]
+    edge = torch.tensor([10.0, 20.0], dtype=torch.float64)
+    uv = edge - 1e-9
+    assert (uv.float().floor() == edge.float()).all()
+    points = torch.stack([uv, torch.full_like(uv, 5.5), torch.ones_like(uv)], 1)
+    feats = torch.arange(W, dtype=torch.float32).repeat(H, 1)[None, None]  # a cell's value is its column
+    out, count = backproject_features(points.to(KERNEL_DEVICE), feats.to(KERNEL_DEVICE),
+                                      lidar2img.to(KERNEL_DEVICE), (H, W), sampling="nearest", impl=impl)
+    assert count.tolist() == [1, 1] and out[:, 0].tolist() == [9.0, 19.0]
 
 
 @pytest.mark.parametrize("kwargs,match", [

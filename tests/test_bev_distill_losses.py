@@ -87,6 +87,31 @@ def test_keypoint_losses_equal_a_float64_loop_per_box_and_keypoint(relation):
     assert abs(float(loss) - _keypoint_loop(fs, ft, boxes, relation)) < 1e-9
 
 
+@pytest.mark.parametrize("relation", [False, True])
+def test_keypoint_losses_adapt_the_samples_as_the_adapted_map_gives_values_and_gradients(relation):
+    g = torch.Generator().manual_seed(5)
+    fs, ft = torch.randn(2, 3, H, W, generator=g, dtype=torch.float64), torch.randn(2, 4, H, W, generator=g,
+                                                                                 dtype=torch.float64)
+    boxes = [_boxes(6, 4), _boxes(5, 6)]  # keypoints past the borders: there the bias counts by the taps inside
+    adapter = torch.nn.Conv2d(3, 4, 1).double()
+    loss_fn = keypoint_relation_loss if relation else keypoint_feature_loss
+    a, b = fs.clone().requires_grad_(True), fs.clone().requires_grad_(True)
+    loss = loss_fn(a, ft, boxes, GRID, adapter=adapter)
+    loss.backward()
+    grads = [p.grad.clone() for p in adapter.parameters()]
+    adapter.zero_grad()
+    ref = loss_fn(adapter(b), ft, boxes, GRID)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(a.grad, b.grad)
+    for got, want in zip(grads, [p.grad for p in adapter.parameters()]):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="1 x 1 nn.Conv2d"):
+        loss_fn(fs, ft, boxes, GRID, adapter=torch.nn.Conv2d(3, 4, 3, padding=1).double())
+    with pytest.raises(ValueError, match="the adapter takes 3 channels"):
+        loss_fn(ft, ft, boxes, GRID, adapter=adapter)
+
+
 def test_response_mask_equals_draw_gaussian_per_box():
     boxes = [_boxes(9, 4), torch.zeros(0, 7), _boxes(5, 5)]
     boxes[0][0, 3:5] = torch.tensor([0.3, 0.3])  # radius 0

@@ -8,6 +8,8 @@ from pc_kd.ops.backproject import triton_available
 from pc_kd.ops.bev_pool import assign_cells
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton)")
+# The kernels compile for the GPU when there is one; on CPU conftest.py makes Triton interpret them.
+KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 GRID = BEVGrid(x_range=(-4.0, 5.0), y_range=(-3.0, 4.0), z_range=(-1.0, 1.0), cell=(1.0, 0.5))  # 14 x 9
 
 
@@ -83,7 +85,7 @@ def test_all_points_outside_give_zeros_and_zero_gradients():
 @needs_triton
 @pytest.mark.parametrize("shape", [dict(b=2, n=3, d=5, h=3, w=7, c=6), dict(b=1, n=2, d=3, h=5, w=4, c=33)])
 def test_triton_kernel_matches_twin(shape):
-    depth, context, xyz = _inputs(seed=3, dtype=torch.float32, **shape)
+    depth, context, xyz = (t.to(KERNEL_DEVICE) for t in _inputs(seed=3, dtype=torch.float32, **shape))
     a = [t.clone().requires_grad_(True) for t in (depth, context)]
     b = [t.clone().requires_grad_(True) for t in (depth, context)]
     out_t = bev_pool(*a, xyz, GRID, impl="triton")
@@ -98,7 +100,7 @@ def test_triton_kernel_matches_twin(shape):
 
 @needs_triton
 def test_triton_kernel_with_no_point_in_the_grid():
-    depth, context, xyz = _inputs(b=1, seed=4, dtype=torch.float32)
+    depth, context, xyz = (t.to(KERNEL_DEVICE) for t in _inputs(b=1, seed=4, dtype=torch.float32))
     out = bev_pool(depth, context, xyz + 100.0, GRID, impl="triton")
     assert out.shape == (1, 6, 14, 9) and (out == 0).all()
 

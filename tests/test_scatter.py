@@ -4,6 +4,8 @@ import torch
 
 from pc_kd.ops import scatter_reduce_points
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
 
 def _naive(feats, index, num_segments, reduce):
     rows = []
@@ -17,20 +19,21 @@ def _naive(feats, index, num_segments, reduce):
     return torch.stack(rows)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 @pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min"])
-def test_matches_per_segment_loop(reduce):
+def test_matches_per_segment_loop(reduce, device):
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(53, 5, generator=g, dtype=torch.float64)
     index = torch.randint(-1, 11, (53,), generator=g)  # -1 drops a point; segment ids up to 10, 12 segments
-    a, b = feats.clone().requires_grad_(True), feats.clone().requires_grad_(True)
-    out = scatter_reduce_points(a, index, 12, reduce)
+    a, b = feats.clone().to(device).requires_grad_(True), feats.clone().requires_grad_(True)
+    out = scatter_reduce_points(a, index.to(device), 12, reduce).cpu()
     ref = _naive(b, index, 12, reduce)
     torch.testing.assert_close(out, ref)
     assert (out[11] == 0).all()  # an empty segment
     grad = torch.randn_like(ref)
     (out * grad).sum().backward()
     (ref * grad).sum().backward()
-    torch.testing.assert_close(a.grad, b.grad)
+    torch.testing.assert_close(a.grad.cpu(), b.grad)
 
 
 def test_empty_input_and_bad_input():

@@ -11,29 +11,34 @@ from .visibility import zbuffer_visibility
 VISIBILITY = ("none", "zbuffer", "depth")
 SAMPLING = ("bilinear", "nearest")
 REDUCE = ("mean", "max", "sum")
-GEOMETRY_BYTES = 16 << 20  # per-view geometry (projection temporaries, uv, mask) held at once
+# per-view geometry (projection temporaries, uv, mask) held at once: on the CPU a few views that stay in cache;
+# on a GPU enough views per group that launches and per-group work do not dominate (~1 GiB: 60 views of 200k
+# points)
+GEOMETRY_BYTES = 16 << 20
+GEOMETRY_BYTES_CUDA = 1 << 30
 
 
 class ViewPlan:
     """Per-view geometry of one scene, produced a few views at a time (see ``groups``).
 
-    For each view: ``uv [N, 2]`` pixel coordinates (``uv_dtype``: float64 on the PyTorch path, float32 for
-    the Triton kernel) and ``visible [N]``: in front of the camera,
+    For each view: ``uv [N, 2]`` float64 pixel coordinates (both implementations choose taps from them in
+    float64, so they sample the same pixels) and ``visible [N]``: in front of the camera,
     inside the image by ``border`` pixels, and passing the visibility test.
     """
 
     def __init__(self, points, lidar2img, image_hw, border, visibility, depth_maps, depth_tol, depth_stride,
-                 zbuffer_radius, uv_dtype=torch.float32):
+                 zbuffer_radius):
         self.points = points.double()
         self.lidar2img = lidar2img.double()
         self.image_hw = (int(image_hw[0]), int(image_hw[1]))
         self.border, self.visibility, self.depth_maps = border, visibility, depth_maps
         self.depth_tol, self.depth_stride, self.zbuffer_radius = depth_tol, depth_stride, zbuffer_radius
-        self.num_points, self.num_views, self.uv_dtype = points.shape[0], lidar2img.shape[0], uv_dtype
-        self.group_size = max(1, GEOMETRY_BYTES // max(1, 80 * self.num_points))  # ~80 B per (view, point)
+        self.num_points, self.num_views = points.shape[0], lidar2img.shape[0]
+        budget = GEOMETRY_BYTES_CUDA if points.is_cuda else GEOMETRY_BYTES
+        self.group_size = max(1, budget // max(1, 80 * self.num_points))  # ~80 B per (view, point)
 
     def view_geometry(self, views: slice):
-        """``uv [Vg, N, 2]`` (uv_dtype) and ``visible [Vg, N]`` bool of the views ``views``."""
+        """``uv [Vg, N, 2]`` float64 and ``visible [Vg, N]`` bool of the views ``views``."""
         h, w = self.image_hw
         proj = project_points(self.points, self.lidar2img[views], self.image_hw)
         b = self.border
@@ -49,7 +54,7 @@ class ViewPlan:
         elif self.visibility == "zbuffer":
             visible &= zbuffer_visibility(self.points, self.lidar2img[views], self.image_hw,
                                           radius_px=self.zbuffer_radius, depth_tol=self.depth_tol)
-        return proj.uv.to(self.uv_dtype), visible
+        return proj.uv.double(), visible
 
     def groups(self):
         for start in range(0, self.num_views, self.group_size):
@@ -146,7 +151,6 @@ def backproject_features(points: torch.Tensor, feats: torch.Tensor, lidar2img: t
 
 def _backproject_scene(points, feats, lidar2img, depth_maps, *, image_hw, visibility, depth_tol, sampling,
                        reduce, border, depth_stride, zbuffer_radius, impl):
-    uv_dtype = torch.float64 if impl == "torch" else torch.float32  # the Triton kernel computes in float32
     plan = ViewPlan(points, lidar2img, image_hw, border, visibility, depth_maps, depth_tol, depth_stride,
-                    zbuffer_radius, uv_dtype)
+                    zbuffer_radius)
     return BackprojectFunction.apply(feats, plan, reduce, sampling == "bilinear", impl)

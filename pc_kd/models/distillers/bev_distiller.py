@@ -176,16 +176,17 @@ class BEVDistiller(BaseModel):
         sample (``[N_b, >=7]``, the BEV maps' frame)."""
         losses = {}
         grid = head_grid(self.student, student_feats["bev_high"].shape)  # bev_high's and the head maps' grid
+        # the keypoint terms adapt their samples, not the maps (sample_adapted: the same values, N x 9 cells)
         if self.weights["feature"]:
-            fs = self.adapters["bev_low"](student_feats["bev_low"])
             losses["loss_distill_feature"] = self.weights["feature"] * keypoint_feature_loss(
-                fs, teacher_feats["bev_low"], boxes, head_grid(self.student, fs.shape))
-        # the adapted bev_high, once for the terms that read it
-        high = (self.adapters["bev_high"](student_feats["bev_high"])
-                if self.weights["relation"] or self.weights["dense"] or self.weights["crosskd"] else None)
+                student_feats["bev_low"], teacher_feats["bev_low"], boxes,
+                head_grid(self.student, student_feats["bev_low"].shape), adapter=self.adapters["bev_low"])
         if self.weights["relation"]:
             losses["loss_distill_relation"] = self.weights["relation"] * keypoint_relation_loss(
-                high, teacher_feats["bev_high"], boxes, grid)
+                student_feats["bev_high"], teacher_feats["bev_high"], boxes, grid, adapter=self.adapters["bev_high"])
+        # the adapted bev_high map, once for the dense terms that read all of it
+        high = (self.adapters["bev_high"](student_feats["bev_high"])
+                if self.weights["dense"] or self.weights["crosskd"] else None)
         if self.weights["response"]:
             response = response_loss(student_feats["head"], teacher_feats["head"], boxes, grid, self.min_overlap,
                                      self.t_temp)

@@ -7,19 +7,25 @@ maps are ``[B, C, H, W]`` on one :class:`~pc_kd.ops.bev_pool.BEVGrid` (rows alon
 ``(0, 0)`` at ``(x_min, y_min)``). The teacher's tensors are detached here: gradients reach the student only.
 Every loss divides by N, the number of boxes in the batch averaged over ranks (plus 1e-4), so a batch without
 boxes gives 0 with a gradient, never NaN.
+
+The keypoint terms take the student's 1 x 1 conv adapter (student channels -> teacher channels) as an argument
+and apply it to the samples instead of the map: a 1 x 1 conv is affine per cell and bilinear sampling is linear,
+so ``sample(conv(f)) = W sample(f) + b sample(1)`` exactly (``sample(1)`` < 1 where taps fall outside the map),
+and the adapter costs ``N x 9`` cells instead of the whole map (forward and backward).
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce
+from torch import nn
 
 from pc_kd.heads.det.gaussian import gaussian_2d, gaussian_radius
 from pc_kd.ops.bev_pool import BEVGrid
 from pc_kd.structures import Boxes3D
 
-__all__ = ["box_keypoints", "sample_bev", "keypoint_feature_loss", "keypoint_relation_loss", "response_mask",
-           "response_loss", "dense_feature_loss"]
+__all__ = ["box_keypoints", "sample_bev", "sample_adapted", "keypoint_feature_loss", "keypoint_relation_loss",
+           "response_mask", "response_loss", "dense_feature_loss"]
 
 # edges between the BEV corners whose midpoints are keypoints 5..8
 _EDGES = ((0, 1), (1, 2), (2, 3), (3, 0))
@@ -54,6 +60,24 @@ def sample_bev(feat: torch.Tensor, xy: torch.Tensor, grid) -> torch.Tensor:
     return out.permute(0, 2, 3, 1)  # [B, C, M, K] -> [B, M, K, C]
 
 
+def sample_adapted(feat: torch.Tensor, xy: torch.Tensor, grid, adapter: Optional[nn.Module] = None
+                   ) -> torch.Tensor:
+    """``adapter(feat)`` sampled at ``xy`` (:func:`sample_bev`, ``[B, M, K, C_out]``) without convolving the map:
+    the samples are adapted. ``adapter``: None / ``nn.Identity`` or an ``nn.Conv2d`` with a 1 x 1 kernel (no
+    groups, stride 1, no padding)."""
+    out = sample_bev(feat, xy, grid)
+    if adapter is None or isinstance(adapter, nn.Identity):
+        return out
+    if not (isinstance(adapter, nn.Conv2d) and adapter.kernel_size == (1, 1) and adapter.stride == (1, 1)
+            and adapter.padding in ((0, 0), "valid") and adapter.groups == 1 and adapter.dilation == (1, 1)):
+        raise ValueError(f"sample_adapted: the adapter must be a plain 1 x 1 nn.Conv2d or nn.Identity, got {adapter}")
+    out = out @ adapter.weight[:, :, 0, 0].t().to(out.dtype)
+    if adapter.bias is not None:
+        coverage = sample_bev(feat.new_ones(feat.shape[0], 1, *feat.shape[-2:]), xy, grid)  # [B, M, K, 1]
+        out = out + coverage * adapter.bias.to(out.dtype)
+    return out
+
+
 def _num_boxes(boxes: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """Boxes in the batch, averaged over ranks (plain count when not distributed), in ``like``'s dtype."""
     count = torch.tensor(float(sum(len(b) for b in boxes)), device=like.device, dtype=like.dtype)
@@ -73,20 +97,27 @@ def _keypoints_of_batch(boxes: Sequence[torch.Tensor], device, dtype) -> Tuple[t
     return xy, valid
 
 
-def _check_pair(name: str, student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence):
-    if student.shape != teacher.shape:
-        raise ValueError(f"{name}: student map {tuple(student.shape)} and teacher map {tuple(teacher.shape)} "
+def _check_pair(name: str, student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence, adapter=None):
+    adapted = tuple(student.shape)
+    if isinstance(adapter, nn.Conv2d):
+        if student.shape[1] != adapter.in_channels:
+            raise ValueError(f"{name}: the adapter takes {adapter.in_channels} channels, the student map "
+                             f"{tuple(student.shape)} has {student.shape[1]}")
+        adapted = (student.shape[0], adapter.out_channels, *student.shape[2:])
+    if adapted != tuple(teacher.shape):
+        raise ValueError(f"{name}: student map {adapted} and teacher map {tuple(teacher.shape)} "
                          f"differ; both detectors must share the BEV grid and channels (add an adapter)")
     if len(boxes) != student.shape[0]:
         raise ValueError(f"{name}: {len(boxes)} box sets for a batch of {student.shape[0]}")
 
 
-def keypoint_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid
-                          ) -> torch.Tensor:
-    """``sum over boxes of mean over (9 keypoints, C) |f_s - f_t|``, / (N + 1e-4); maps ``[B, C, H, W]``."""
-    _check_pair("keypoint_feature_loss", student, teacher, boxes)
+def keypoint_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
+                          adapter: Optional[nn.Module] = None) -> torch.Tensor:
+    """``sum over boxes of mean over (9 keypoints, C) |A(f_s) - f_t|``, / (N + 1e-4); maps ``[B, C, H, W]``
+    (the student's ``C_s``, the teacher's ``C``), ``A`` the 1 x 1 ``adapter`` (:func:`sample_adapted`) or none."""
+    _check_pair("keypoint_feature_loss", student, teacher, boxes, adapter)
     xy, valid = _keypoints_of_batch(boxes, student.device, student.dtype)
-    diff = (sample_bev(student, xy, grid) - sample_bev(teacher.detach(), xy, grid)).abs().mean((2, 3))
+    diff = (sample_adapted(student, xy, grid, adapter) - sample_bev(teacher.detach(), xy, grid)).abs().mean((2, 3))
     return (diff * valid).sum() / (_num_boxes(boxes, student) + 1e-4)
 
 
@@ -97,11 +128,12 @@ def _relation(feat: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def keypoint_relation_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
-                           eps: float = 1e-4) -> torch.Tensor:
-    """``sum over boxes of mean |R_s - R_t|`` over the 9 x 9 keypoint relations, / (N + 1e-4)."""
-    _check_pair("keypoint_relation_loss", student, teacher, boxes)
+                           eps: float = 1e-4, adapter: Optional[nn.Module] = None) -> torch.Tensor:
+    """``sum over boxes of mean |R_s - R_t|`` over the 9 x 9 keypoint relations, / (N + 1e-4); the student's
+    keypoint features pass the 1 x 1 ``adapter`` first, as in :func:`keypoint_feature_loss`."""
+    _check_pair("keypoint_relation_loss", student, teacher, boxes, adapter)
     xy, valid = _keypoints_of_batch(boxes, student.device, student.dtype)
-    rs = _relation(sample_bev(student, xy, grid), eps)
+    rs = _relation(sample_adapted(student, xy, grid, adapter), eps)
     rt = _relation(sample_bev(teacher.detach(), xy, grid), eps)
     return ((rs - rt).abs().mean((2, 3)) * valid).sum() / (_num_boxes(boxes, student) + 1e-4)
 

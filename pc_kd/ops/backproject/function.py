@@ -39,39 +39,45 @@ def _blocks(c):
     return 32, block_c
 
 
+def _feature_map_uv(uv, image_hw, feat_hw):
+    """``uv [Vg, N, 2]`` image pixels -> float64 feature-map coordinates, ``uv * (w / W, h / H)`` in the same
+    float64 arithmetic as the twin's ``sample_taps``, so that both choose the same taps."""
+    (H, W), (h, w) = image_hw, feat_hw
+    return (uv.double() * uv.new_tensor([w / W, h / H], dtype=torch.float64)).contiguous()
+
+
 def _forward_triton(feats, plan, bilinear, reduce_max):
     from .kernel import backproject_fwd_kernel
 
     n, (_, c, h, w) = plan.num_points, feats.shape
     acc = torch.full((n, c), float("-inf") if reduce_max else 0.0, dtype=torch.float32, device=feats.device)
+    arg = torch.full((n, c) if reduce_max else (0,), -1, dtype=torch.int32, device=feats.device)
     cnt = torch.zeros(n, dtype=torch.int32, device=feats.device)
     block_n, block_c = _blocks(c)
-    H, W = plan.image_hw
     for views, uv, visible in plan.groups():
         fg = feats[views]
         if n and c:
             backproject_fwd_kernel[_launch_grid(n, c, block_n, block_c)](
-                fg, uv.contiguous(), visible.to(torch.int8).contiguous(), acc, cnt, n, c, fg.shape[0], h, w,
-                w / W, h / H, *fg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max, BLOCK_N=block_n,
-                BLOCK_C=block_c)
-    return acc, cnt.long()
+                fg, _feature_map_uv(uv, plan.image_hw, (h, w)), visible.to(torch.int8).contiguous(), acc, arg, cnt,
+                n, c, fg.shape[0], views.start, h, w, *fg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max,
+                BLOCK_N=block_n, BLOCK_C=block_c)
+    return acc, cnt.long(), arg if reduce_max else None
 
 
-def _backward_triton(grad, out, feats, plan, bilinear, reduce_max):
+def _backward_triton(grad, arg, feats, plan, bilinear, reduce_max):
     from .kernel import backproject_bwd_kernel
 
     n, (_, c, h, w) = plan.num_points, feats.shape
     grad_feats = torch.zeros(feats.shape, dtype=torch.float32, device=feats.device)
     block_n, block_c = _blocks(c)
-    H, W = plan.image_hw
     grad = grad.float().contiguous()
-    out = out.float().contiguous() if reduce_max else grad
+    arg = arg if reduce_max else grad
     for views, uv, visible in plan.groups():
-        fg, gg = feats[views], grad_feats[views]
+        gg = grad_feats[views]
         if n and c:
             backproject_bwd_kernel[_launch_grid(n, c, block_n, block_c)](
-                gg, grad, out, fg, uv.contiguous(), visible.to(torch.int8).contiguous(), n, c, fg.shape[0], h, w,
-                w / W, h / H, *fg.stride(), *gg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max,
+                gg, grad, arg, _feature_map_uv(uv, plan.image_hw, (h, w)), visible.to(torch.int8).contiguous(), n,
+                c, gg.shape[0], views.start, h, w, *gg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max,
                 BLOCK_N=block_n, BLOCK_C=block_c)
     return grad_feats.to(feats.dtype)
 
@@ -101,43 +107,47 @@ def _forward_torch(feats, plan, bilinear, reduce_max):
     count = torch.zeros(plan.num_points, dtype=torch.long, device=feats.device)
     for batch in _pair_batches(feats, plan, bilinear, count):
         accumulate_reference(acc_cf, feats, batch, reduce_max)
-    return acc_cf.t(), count
+    return acc_cf.t(), count, None
 
 
 def _backward_torch(grad, out, feats, plan, bilinear, reduce_max):
     grad_feats = torch.zeros(feats.shape, dtype=feats.dtype, device=feats.device)
     out_cf = out.t() if reduce_max else None
+    taken = torch.zeros(out_cf.shape, dtype=torch.bool, device=feats.device) if reduce_max else None
     for batch in _pair_batches(feats, plan, bilinear):
-        backward_reference(grad_feats, grad.t(), out_cf, feats, batch)
+        backward_reference(grad_feats, grad.t(), out_cf, feats, batch, taken)
     return grad_feats
 
 
 class BackprojectFunction(torch.autograd.Function):
-    """``(feats [V, C, h, w], plan) -> (point_feats [N, C], view_count [N])``; differentiable in ``feats``."""
+    """``(feats [V, C, h, w], plan) -> (point_feats [N, C], view_count [N])``; differentiable in ``feats``.
+    For ``reduce="max"`` the gradient of a (point, channel) goes to the first view (lowest index) whose sample
+    attains the maximum: the Triton kernel records that view in the forward, the twin finds it again."""
 
     @staticmethod
     def forward(ctx, feats, plan, reduce, bilinear, impl):
         reduce_max = reduce == "max"
         forward = _forward_triton if impl == "triton" else _forward_torch
-        out, count = forward(feats, plan, bilinear, reduce_max)
+        out, count, arg = forward(feats, plan, bilinear, reduce_max)
         if reduce == "mean":
             out.div_(count.clamp(min=1)[:, None].to(out.dtype))
         elif reduce_max:
             out.masked_fill_((count == 0)[:, None], 0.0)
         out = out.to(feats.dtype)
         ctx.plan, ctx.reduce, ctx.bilinear, ctx.impl = plan, reduce, bilinear, impl
-        ctx.save_for_backward(feats, out if reduce_max else None, count)
+        # the max's argument: the kernel's recorded views, or the output itself for the twin to compare with
+        ctx.save_for_backward(feats, (arg if impl == "triton" else out) if reduce_max else None, count)
         ctx.mark_non_differentiable(count)
         return out, count
 
     @staticmethod
     def backward(ctx, grad_out, _grad_count):
-        feats, out, count = ctx.saved_tensors
+        feats, max_arg, count = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
         grad = grad_out
         if ctx.reduce == "mean":
             grad = grad / count.clamp(min=1)[:, None].to(grad.dtype)
         backward = _backward_triton if ctx.impl == "triton" else _backward_torch
-        grad_feats = backward(grad, out, feats, ctx.plan, ctx.bilinear, ctx.reduce == "max")
+        grad_feats = backward(grad, max_arg, feats, ctx.plan, ctx.bilinear, ctx.reduce == "max")
         return grad_feats, None, None, None, None

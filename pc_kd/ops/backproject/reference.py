@@ -91,18 +91,23 @@ def accumulate_reference(acc_cf: torch.Tensor, feats: torch.Tensor, batch: List[
 
 
 def backward_reference(grad_feats: torch.Tensor, grad_cf: torch.Tensor, out_cf, feats: torch.Tensor,
-                       batch: List[ViewPairs]) -> None:
+                       batch: List[ViewPairs], taken=None) -> None:
     """Scatter ``grad_cf [C, N]`` (already divided by the view count for a mean) onto the taps of the views in
     ``batch`` in ``grad_feats [V, C, h, w]``. With ``out_cf`` (max), only where the view's sample equals the
-    output (every tied view receives the gradient)."""
+    output and no earlier view has taken it: ``taken [C, N]`` bool, updated in place, so that of tied views
+    the first (views are visited in order) receives the gradient."""
     _, c, h, w = feats.shape
     for block in channel_blocks(c, grad_cf.shape[1], grad_cf.element_size()):
         g_block = grad_cf[block]
         for pairs in batch:
             g = g_block.index_select(1, pairs.points)
             if out_cf is not None:
-                g *= sample(feats[pairs.view, block].reshape(-1, h * w), pairs) == out_cf[block].index_select(
+                hit = sample(feats[pairs.view, block].reshape(-1, h * w), pairs) == out_cf[block].index_select(
                     1, pairs.points)
+                taken_block = taken[block]
+                hit &= ~taken_block.index_select(1, pairs.points)
+                taken_block[:, pairs.points] |= hit
+                g *= hit
             rows = grad_feats[pairs.view, block].view(-1, h * w)
             for t in range(pairs.index.shape[0]):
                 rows.index_add_(1, pairs.index[t], g if pairs.weight is None else g * pairs.weight[t])
