@@ -115,6 +115,17 @@ def test_misspelt_top_level_config_key():
     check_config_keys(Config(dict(model=dict(type="X"), data_root="d", voxel_size=0.05)), "ok.py")  # helpers pass
 
 
+def test_runner_keys_the_config_does_not_set_are_accepted_as_options():
+    from mmengine.config import Config
+
+    from pc_kd.engine import check_option_keys
+
+    cfg = Config(dict(model=dict(type="X"), data_root="d"))
+    check_option_keys(cfg, {"work_dir": "w", "resume": True, "experiment_name": "e"})
+    with pytest.raises(ConfigError, match="unknown top-level key 'work_dri'; did you mean 'work_dir'"):
+        check_option_keys(cfg, {"work_dri": "w"})
+
+
 def test_unknown_model_argument_names_class_and_key():
     from pc_kd.registry import MODELS
 

@@ -2,14 +2,16 @@
 from .checkpoint import (AtomicLocalBackend, CheckpointFileError, PortableHistoryBuffer, check_state_dict_matches,
                          load_local_checkpoint, safe_globals, setup_safe_checkpointing)
 from .clustering_hooks import ClusterCentroidsHook, ReclusterHook
-from .hooks import PortableCheckpointHook, PredictionPicturesHook, SavePredictionsHook
+from .hooks import PortableCheckpointHook, PredictionPicturesHook, RandomStateHook, SavePredictionsHook
 from .inference import point_features, predict_first_test_sample, superpoint_features
 from .config_checks import ConfigError, check_option_keys, load_checked_config
 from .runner import (PcKdRunner, add_runner_args, bare_model, build_runner, check_config_keys, exit_on_user_error,
                      load_config, load_weights_strict, resume_settings)
 
 __all__ = ["AtomicLocalBackend", "CheckpointFileError", "ConfigError", "check_option_keys", "load_checked_config",
-           "PcKdRunner", "exit_on_user_error", "resume_settings", "PortableHistoryBuffer", "check_state_dict_matches",
-           "load_local_checkpoint", "safe_globals", "setup_safe_checkpointing", "ClusterCentroidsHook", "ReclusterHook",
-           "PortableCheckpointHook", "PredictionPicturesHook", "SavePredictionsHook", "point_features", "predict_first_test_sample", "superpoint_features",
-           "add_runner_args", "bare_model", "build_runner", "check_config_keys", "load_config", "load_weights_strict"]
+           "PcKdRunner", "exit_on_user_error", "resume_settings", "PortableHistoryBuffer",
+           "check_state_dict_matches", "load_local_checkpoint", "safe_globals", "setup_safe_checkpointing",
+           "ClusterCentroidsHook", "ReclusterHook", "PortableCheckpointHook", "PredictionPicturesHook",
+           "RandomStateHook", "SavePredictionsHook", "point_features", "predict_first_test_sample",
+           "superpoint_features", "add_runner_args", "bare_model", "build_runner", "check_config_keys",
+           "load_config", "load_weights_strict"]

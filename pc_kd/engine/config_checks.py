@@ -141,7 +141,7 @@ def check_option_keys(cfg: Config, options: Dict[str, object]) -> None:
                 continue
             where = ".".join(path) or "the config's top level"
             if not path:
-                close = _close(part, set(node) | RUNNER_KEYS)
+                close = None if part in RUNNER_KEYS else _close(part, set(node) | RUNNER_KEYS)
                 if close:
                     raise ConfigError(f"--cfg-options {option}: unknown top-level key {part!r}; did you mean "
                                       f"{close!r}?")

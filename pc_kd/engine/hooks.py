@@ -1,12 +1,15 @@
 """Runner hooks."""
 import json
 import os.path as osp
+import random
 from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from pc_kd.registry import HOOKS
 from pc_kd.utils.io import atomic_write
@@ -27,7 +30,139 @@ class PortableCheckpointHook(Hook):
             hub["log_scalars"] = {k: PortableHistoryBuffer.from_buffer(v) for k, v in hub["log_scalars"].items()}
 
 
+def random_states() -> dict:
+    """The process's random states (Python, numpy's global, torch CPU and every CUDA device) as tensors and
+    plain values, which ``torch.load(weights_only=True)`` reads back."""
+    version, internal, gauss = random.getstate()
+    numpy = np.random.get_state(legacy=False)
+    return dict(python=dict(version=version, internal=torch.tensor(internal, dtype=torch.int64), gauss=gauss),
+                numpy=dict(key=torch.from_numpy(numpy["state"]["key"].astype(np.int64)), pos=int(numpy["state"]["pos"]),
+                           has_gauss=int(numpy["has_gauss"]), gauss=float(numpy["gauss"])),
+                torch=torch.get_rng_state(),
+                cuda=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [])
+
+
+def set_random_states(states: dict) -> None:
+    """Restore what :func:`random_states` returned (CUDA states only when as many devices are visible)."""
+    py = states["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    nps = states["numpy"]
+    np.random.set_state(dict(bit_generator="MT19937", state=dict(key=nps["key"].numpy().astype(np.uint32),
+                                                                 pos=nps["pos"]),
+                             has_gauss=nps["has_gauss"], gauss=nps["gauss"]))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and torch.cuda.device_count() == len(states["cuda"]):
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def stateful_transforms(dataset) -> list:
+    """The transforms with their own generator (``random_state`` / ``set_random_state``) in the pipelines of
+    ``dataset`` and of the datasets it wraps (Concat / Repeat / ClassBalanced), in a fixed order."""
+    found = []
+    for ds in getattr(dataset, "datasets", None) or [getattr(dataset, "dataset", None)]:
+        if ds is not None:
+            found += stateful_transforms(ds)
+    for transform in getattr(getattr(dataset, "pipeline", None), "transforms", []):
+        if hasattr(transform, "random_state") and hasattr(transform, "set_random_state"):
+            found.append(transform)
+    return found
+
+
+def _restore(states: dict, transforms: list) -> None:
+    set_random_states(states)
+    saved = states.get("transforms", [])
+    if len(saved) == len(transforms):
+        for transform, state in zip(transforms, saved):
+            transform.set_random_state(state)
+    else:
+        print_log(f"RandomStateHook: the checkpoint holds the states of {len(saved)} random transforms, the "
+                  f"pipeline has {len(transforms)}; theirs are not restored", "current")
+
+
+class _RestoreAfterReplay:
+    """Wraps an iter-based loop's data iterator: passes the first ``skip`` batches through (mmengine replays the
+    iterations a resumed run has done), then restores ``states`` just before the next batch is drawn."""
+
+    def __init__(self, iterator, skip: int, states: dict, transforms: list):
+        self.iterator, self.skip, self.states, self.transforms = iterator, skip, states, transforms
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.skip:
+            self.skip -= 1
+        elif self.states is not None:
+            _restore(self.states, self.transforms)
+            self.states = None
+        return next(self.iterator)
+
+    def __getattr__(self, name):
+        return getattr(self.iterator, name)
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Resume bit-exactly: every checkpoint carries the random states of the moment it was written, and a resumed
+    run restores them where the uninterrupted run would have gone on (at the next epoch's start; for an
+    iteration-based loop after mmengine has replayed the data of the done iterations), so augmentation and any
+    random op of the model draw the same numbers. Validation runs leave the training's random states as they
+    found them, so they change nothing either. Added by ``build_runner``.
+
+    Covers data loaded in the main process (``num_workers=0``) and iteration-based loops with workers (their
+    states are rebuilt by the replay). An epoch-based loop with persistent workers resumes with fresh workers,
+    whose augmentation differs; with several processes only rank 0's states would be saved, so nothing is
+    restored (both logged)."""
+
+    priority = "VERY_HIGH"
+
+    def __init__(self):
+        self._pending = None
+        self._before_val = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint["random_states"] = dict(
+            random_states(), transforms=[t.random_state() for t in stateful_transforms(self._train_dataset(runner))])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, "_resume", False) or "random_states" not in checkpoint:
+            return
+        if get_world_size() > 1:
+            print_log("RandomStateHook: several processes; the checkpoint holds rank 0's random states only, so "
+                      "none are restored (the resumed run is not bit-exact)", "current")
+            return
+        self._pending = checkpoint["random_states"]
+
+    def before_train_epoch(self, runner) -> None:
+        if self._pending is None:
+            return
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop):
+            loop.dataloader_iterator = _RestoreAfterReplay(loop.dataloader_iterator, loop.iter, self._pending,
+                                                           stateful_transforms(self._train_dataset(runner)))
+        else:
+            loader = getattr(loop, "dataloader", None)
+            if getattr(loader, "persistent_workers", False):
+                print_log("RandomStateHook: the data loader's persistent workers start afresh after a resume, so "
+                          "their augmentation differs from the uninterrupted run's", "current")
+            _restore(self._pending, stateful_transforms(self._train_dataset(runner)))
+        self._pending = None
+
+    @staticmethod
+    def _train_dataset(runner):
+        return getattr(getattr(runner.train_loop, "dataloader", None), "dataset", None)
+
+    def before_val(self, runner) -> None:
+        self._before_val = random_states()
+
+    def after_val(self, runner) -> None:
+        if self._before_val is not None:
+            set_random_states(self._before_val)
+            self._before_val = None
+
+
 def _sample_name(sample, fallback: int) -> str:
+
     """A file name for a data sample: its point cloud's stem (``scene0000_00``, a nuScenes token's file), else its
     sample index."""
     meta = sample.metainfo if hasattr(sample, "metainfo") else {}

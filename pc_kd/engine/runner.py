@@ -46,14 +46,16 @@ class PcKdRunner(Runner):
 
 
 def build_runner(cfg: Config, filename: str) -> Runner:
-    """Check the config and build a Runner whose checkpoints load safely (see pc_kd.engine.checkpoint), with
+    """Check the config and build a Runner whose checkpoints load safely (see pc_kd.engine.checkpoint) and resume
+    bit-exactly (RandomStateHook), with
     pictures of the first ``cfg.val_pictures`` samples of every validation (PredictionPicturesHook) and TensorBoard
     when it is installed."""
     check_config_keys(cfg, filename)
     setup_safe_checkpointing()
     hooks = list(cfg.get("custom_hooks", None) or [])
-    if not any(str(h.get("type")).endswith("PortableCheckpointHook") for h in hooks):
-        hooks.append(dict(type="pc_kd.PortableCheckpointHook"))
+    for required in ("PortableCheckpointHook", "RandomStateHook"):
+        if not any(str(h.get("type")).endswith(required) for h in hooks):
+            hooks.append(dict(type=f"pc_kd.{required}"))
     if cfg.get("val_pictures", 0) and not any(str(h.get("type")).endswith("PredictionPicturesHook") for h in hooks):
         hooks.append(dict(type="pc_kd.PredictionPicturesHook", num_samples=int(cfg.val_pictures)))
     cfg.custom_hooks = hooks

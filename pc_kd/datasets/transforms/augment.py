@@ -7,6 +7,12 @@ import torch
 from pc_kd.registry import TRANSFORMS
 
 
+def _map_ints(state: dict, cast) -> dict:
+    """A numpy bit generator's state with its integer fields converted by ``cast`` (str <-> int)."""
+    return {k: _map_ints(v, cast) if isinstance(v, dict) else (cast(v) if k != "bit_generator" else v)
+            for k, v in state.items()}
+
+
 @TRANSFORMS.register_module()
 class RandomRotScaleFlip:
     """Rotate about z by U(rot_range) radians, scale by U(scale_range), mirror x with probability flip_x_prob
@@ -20,7 +26,8 @@ class RandomRotScaleFlip:
     state (which the Runner's ``randomness=dict(seed=...)`` sets), in a data-loader worker from that worker's
     numpy state (mmengine's ``worker_init_fn`` seeds it per worker) and torch's per-worker, per-epoch seed. So
     workers draw different augmentations, re-created workers do not replay the last epoch, and a seeded run
-    repeats exactly. ``seed`` fixes the base instead of numpy's state.
+    repeats exactly. ``seed`` fixes the base instead of numpy's state. :meth:`random_state` and
+    :meth:`set_random_state` carry the generator through a checkpoint (:class:`pc_kd.engine.RandomStateHook`).
     """
 
     MATRIX_KEY = "aug_matrix"
@@ -30,9 +37,28 @@ class RandomRotScaleFlip:
         self.flip_x_prob = flip_x_prob
         self._rng, self._owner = None, None
 
+    @staticmethod
+    def _current_owner():
+        worker = torch.utils.data.get_worker_info()
+        return os.getpid(), None if worker is None else worker.seed
+
+    def random_state(self):
+        """This process's generator state (its 128-bit integers as strings, plain values a ``weights_only``
+        checkpoint holds), or None before the first draw."""
+        if self._rng is None or self._owner != self._current_owner():
+            return None
+        return _map_ints(self._rng.bit_generator.state, str)
+
+    def set_random_state(self, state) -> None:
+        """Continue from ``state`` (:meth:`random_state`); None: make the generator afresh at the next draw."""
+        self._rng, self._owner = None, None
+        if state is not None:
+            self._rng, self._owner = np.random.default_rng(), self._current_owner()
+            self._rng.bit_generator.state = _map_ints(state, int)
+
     def _generator(self) -> np.random.Generator:
         worker = torch.utils.data.get_worker_info()
-        owner = (os.getpid(), None if worker is None else worker.seed)
+        owner = self._current_owner()
         if self._owner != owner:
             base = np.random.randint(2 ** 31) if self.seed is None else self.seed
             self._rng = np.random.default_rng([base] if worker is None else [base, worker.seed % 2 ** 63])
