@@ -1,7 +1,8 @@
 # pc_kd: `make demo` runs the image -> 3D distillation demo (`make demo-full`: 3 seeds), `make demo-bev` the BEV
 # detection demo; `make test` runs the test suite.
 # Both create .venv on first use. TORCH picks the torch build (CPU wheel by default; a CUDA machine can
-# pass e.g. TORCH="torch==2.13.0 --index-url <your CUDA index>").
+# pass e.g. TORCH="torch==2.13.0 --index-url <your CUDA index>"). For the ScanNet / S3DIS configs' timm teacher:
+# make install TORCH="torch==2.13.0 torchvision==0.28.0" EXTRAS=spconv,test,vis,teachers
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0

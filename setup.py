@@ -25,8 +25,12 @@ EXTRAS = {
     "vis": ["open3d==0.19.0", "tensorboard>=2.14"],
     # triton: the kernels' tests run in its interpreter on CPU (CUDA builds of torch bring their own triton).
     "test": ["pytest>=7.4", "triton>=3.2,<3.10"],
+    # The ScanNet / S3DIS distillation configs' TimmTeacher. timm needs torchvision: install the torchvision that
+    # matches your torch first (torch 2.13.0: torchvision==0.28.0, from the same index), or pip picks the newest
+    # torchvision and replaces torch with the build it pins. Not part of "all" for that reason.
+    "teachers": ["timm>=0.9"],
 }
-EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
+EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() if name != "teachers" for r in reqs})
 
 setup(
     name="pc_kd",

@@ -29,3 +29,25 @@ def test_config_builds_its_model(path, monkeypatch):
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert cfg.get("val_evaluator") and cfg.get("train_dataloader")
+
+
+def _extras():
+    """setup.py's EXTRAS dict literal (read, not executed: running setup.py would call setup())."""
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "EXTRAS")
+    return ast.literal_eval(node.value)
+
+
+def test_every_teacher_package_a_config_names_is_in_an_install_extra():
+    needs = {"TimmTeacher": "timm", "TorchvisionTeacher": "torchvision"}
+    extras = " ".join(r for reqs in _extras().values() for r in reqs)
+    named = set()
+    for path in CONFIGS:
+        text = str(Config.fromfile(path).to_dict())
+        named |= {pkg for cls, pkg in needs.items() if cls in text}
+    assert "timm" in named  # the ScanNet / S3DIS configs use a timm teacher
+    for pkg in named - {"torchvision"}:  # torchvision comes with timm, matched to the user's torch by hand
+        assert pkg in extras, f"configs use {pkg} but no extra in setup.py installs it"
+    assert "timm" in " ".join(_extras()["teachers"])
