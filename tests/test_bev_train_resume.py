@@ -56,7 +56,9 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     # the console: progress and results; the config dump and mmengine's file-client notices only in the log file
     assert "Config:" not in log and '"FileClient" will be deprecated' not in log
     assert list(work.rglob("events.out.tfevents.*"))  # the scalars reach TensorBoard ([vis] extra)
-    assert len(list((work / "pictures" / f"iter_{TOTAL_ITERS}").glob("*.png"))) == 2  # validation pictures
+    pictures = sorted(p.name for p in (work / "pictures" / f"iter_{TOTAL_ITERS}").glob("*.png"))
+    cameras = [p for p in pictures if p.endswith("_cameras.png")]  # the camera model's images with boxes
+    assert len(pictures) - len(cameras) == 2 and len(cameras) == (2 if kind == "camera" else 0), pictures
     match = re.search(r"resumed epoch: \d+, iter: (\d+)", log)
     assert match and int(match.group(1)) == done[-1], log[-3000:]
     losses = _losses(log)
@@ -84,7 +86,10 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     for path in saved:
         pred = np.load(path)
         assert pred["boxes"].shape[1] == 9 and len(pred["boxes"]) == len(pred["scores"]) == len(pred["labels"])
-    assert sorted(p.stem for p in (work / "show").glob("*.png")) == [p.stem for p in saved]  # --show-dir
+    shown = sorted(p.stem for p in (work / "show").glob("*.png"))  # --show-dir: BEV (+ camera) pictures
+    assert [s for s in shown if not s.endswith("_cameras")] == [p.stem for p in saved]
+    assert [s for s in shown if s.endswith("_cameras")] == ([p.stem + "_cameras" for p in saved]
+                                                             if kind == "camera" else [])
     assert sum(len(np.load(p)["boxes"]) for p in saved) == sum(len(v) for v in results["results"].values())
     assert json.loads((work / "pred" / "metrics.json").read_text())["nuscenes/mAP"] == pytest.approx(float(m.group(1)),
                                                                                                      abs=1e-4)

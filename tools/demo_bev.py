@@ -265,7 +265,9 @@ def pictures(name, runner, work_dir):
         imgs = batch["inputs"]["imgs"][0].permute(0, 2, 3, 1).numpy()
         files.append(draw_camera_detections(list(imgs), np.asarray(sample.lidar2img), pred.bboxes_3d,
                                             pred.labels_3d.numpy(), pred.scores_3d.numpy(), classes,
-                                            Path(work_dir) / f"cameras_{name}.png", cam_names=sample.cam_names))
+                                            Path(work_dir) / f"cameras_{name}.png", cam_names=sample.cam_names,
+                                            gt_boxes=gt.bboxes_3d, gt_labels=gt.labels_3d.numpy(),
+                                            title=f"{name} detector: ground truth (dashed) and predictions"))
     try:
         from pc_kd.visualization import render_points
 

@@ -216,7 +216,8 @@ class PredictionPicturesHook(Hook):
 
     Segmentation: the points coloured by the labels and by the prediction, side by side, ceiling left out
     (``plot_bev_labels``; an unsupervised model's prediction is its cluster ids). Detection: GT boxes dashed,
-    predicted boxes in class colours over the LiDAR points (``plot_bev_detections``).
+    predicted boxes in class colours over the LiDAR points (``plot_bev_detections``) and, for a model with
+    cameras, ``<sample>_cameras.png``: the boxes projected into its images (``draw_camera_detections``).
 
     Args:
         num_samples: pictures per validation (the first samples of the val set; -1: all).
@@ -250,7 +251,7 @@ class PredictionPicturesHook(Hook):
                        self.out_dir or osp.join(runner.work_dir, "pictures", "test"))
 
     def _draw(self, runner, dataloader, data_batch, outputs, folder: str) -> None:
-        from pc_kd.visualization import cutaway_mask, plot_bev_detections, plot_bev_labels
+        from pc_kd.visualization import cutaway_mask, draw_camera_detections, plot_bev_detections, plot_bev_labels
 
         classes = list(dataloader.dataset.metainfo.get("classes", ()))
         for i, sample in enumerate(outputs or []):
@@ -271,3 +272,11 @@ class PredictionPicturesHook(Hook):
                 plot_bev_detections(points, gt.bboxes_3d, gt.labels_3d.cpu().numpy(), pred.bboxes_3d,
                                     pred.labels_3d.cpu().numpy(), pred.scores_3d.cpu().numpy(), classes, png,
                                     title=f"{name}: ground truth (dashed) and predictions")
+                if "imgs" in data_batch["inputs"] and "lidar2img" in sample:  # a camera model: its images too
+                    imgs = data_batch["inputs"]["imgs"][i]
+                    imgs = (imgs.cpu() if hasattr(imgs, "cpu") else torch.as_tensor(imgs)).permute(0, 2, 3, 1)
+                    draw_camera_detections(list(imgs.numpy()), np.asarray(sample.lidar2img), pred.bboxes_3d,
+                                           pred.labels_3d.cpu().numpy(), pred.scores_3d.cpu().numpy(), classes,
+                                           osp.join(folder, f"{name}_cameras.png"), cam_names=sample.get("cam_names"),
+                                           gt_boxes=gt.bboxes_3d, gt_labels=gt.labels_3d.cpu().numpy(),
+                                           title=f"{name}: ground truth (dashed) and predictions")

@@ -1,5 +1,5 @@
-"""Pictures of 3D detections: a BEV plot of GT vs predicted boxes over the LiDAR points, and the predicted boxes
-projected into the camera images (matplotlib, headless, PNG written atomically)."""
+"""Pictures of 3D detections: a BEV plot of GT vs predicted boxes over the LiDAR points, and the GT and predicted
+boxes projected into the camera images (matplotlib, headless, PNG written atomically)."""
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -52,38 +52,59 @@ def plot_bev_detections(points: np.ndarray, gt_boxes: Boxes3D, gt_labels, pred_b
     return save_figure(fig, out_png)
 
 
+def box_edges_in_image(corners: np.ndarray, lidar2img: np.ndarray, min_depth: float = 0.1) -> np.ndarray:
+    """Image segments of box edges: ``corners [K, 8, 3]`` (LiDAR frame, :meth:`Boxes3D.corners` order) projected
+    by one camera's ``lidar2img [4, 4]``; an edge is kept when both ends lie at least ``min_depth`` metres in
+    front of the camera. Returns ``[E, 3, 2]``: per edge the two end pixels (u, v) and (box index, 0)."""
+    corners = np.asarray(corners, dtype=np.float64).reshape(-1, 8, 3)
+    if not len(corners):
+        return np.zeros((0, 3, 2))
+    pts = np.concatenate([corners.reshape(-1, 3), np.ones((corners.shape[0] * 8, 1))], 1) @ np.asarray(
+        lidar2img, dtype=np.float64).T
+    depth = pts[:, 2].reshape(-1, 8)
+    uv = (pts[:, :2] / np.maximum(pts[:, 2:3], 1e-6)).reshape(-1, 8, 2)
+    segments = [np.stack([uv[k, a], uv[k, b], [k, 0]]) for k in range(len(corners)) for a, b in BOX_EDGES
+                if depth[k, a] > min_depth and depth[k, b] > min_depth]
+    return np.stack(segments) if segments else np.zeros((0, 3, 2))
+
+
 def draw_camera_detections(images: Sequence[np.ndarray], lidar2img: np.ndarray, boxes: Boxes3D, labels, scores,
                            classes: Sequence[str], out_png, cam_names: Optional[Sequence[str]] = None,
-                           score_threshold: float = 0.3, columns: int = 3) -> Path:
+                           score_threshold: float = 0.3, columns: int = 3, gt_boxes: Optional[Boxes3D] = None,
+                           gt_labels=None, title: str = "") -> Path:
     """The camera images (``[H, W, 3]`` uint8 or 0..1 floats, rig order) with the predicted boxes scoring at
-    least ``score_threshold`` projected by ``lidar2img [V, 4, 4]`` (edges with both ends in front of the camera)."""
+    least ``score_threshold`` (solid) and, when given, the ground-truth boxes (dashed), in class colours,
+    projected by ``lidar2img [V, 4, 4]`` (:func:`box_edges_in_image`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     palette = label_palette(len(classes))
     sel = np.flatnonzero(np.asarray(scores) >= score_threshold).tolist()
-    corners = boxes[sel].corners().numpy() if sel else np.zeros((0, 8, 3))
-    labels = np.asarray(labels)[sel]
+    layers = [(boxes[sel].corners().numpy() if sel else np.zeros((0, 8, 3)), np.asarray(labels)[sel], "-")]
+    if gt_boxes is not None and len(gt_boxes):
+        layers.insert(0, (gt_boxes.corners().numpy(), np.asarray(gt_labels), "--"))
     rows = int(np.ceil(len(images) / columns))
     h, w = images[0].shape[:2]
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows * h / w + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows * h / w + 0.8), squeeze=False)
     for v, ax in enumerate(axes.flat):
         ax.axis("off")
         if v >= len(images):
             continue
         ax.imshow(images[v])
-        pts = np.concatenate([corners.reshape(-1, 3), np.ones((corners.size // 3, 1))], 1) @ lidar2img[v].T
-        depth = pts[:, 2].reshape(-1, 8)
-        uv = (pts[:, :2] / np.maximum(pts[:, 2:3], 1e-6)).reshape(-1, 8, 2)
-        for k in range(len(corners)):
-            for a, b in BOX_EDGES:
-                if depth[k, a] > 0.1 and depth[k, b] > 0.1:
-                    ax.plot(uv[k, [a, b], 0], uv[k, [a, b], 1], "-", color=palette[int(labels[k])], lw=1.0)
+        for corners, box_labels, style in layers:
+            for (a, b, (k, _)) in box_edges_in_image(corners, lidar2img[v]):
+                ax.plot([a[0], b[0]], [a[1], b[1]], style, color=palette[int(box_labels[int(k)])], lw=1.0)
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)
         if cam_names:
             ax.set_title(cam_names[v], fontsize=9)
-    fig.tight_layout()
+    present = sorted(set(np.concatenate([layer[1] for layer in layers]).astype(int).tolist()))
+    handles = [Line2D([], [], color="k", ls="--", label="ground truth"), Line2D([], [], color="k", label="prediction")]
+    handles += [Line2D([], [], color=palette[c], label=classes[c]) for c in present]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
+    fig.suptitle(title or f"ground truth (dashed) and predictions (score >= {score_threshold})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return save_figure(fig, out_png)
