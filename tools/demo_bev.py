@@ -15,8 +15,8 @@ predictions over the LiDAR points), ``cameras_<detector>.png`` (predictions in t
 Distillation (``--distill``): each path trains its student config from ``configs/unidistill`` with the teacher
 detector of the same seed (trained first, in this run) and is compared with the student's baseline of the same
 seed: same initial weights, same data order, so the difference per seed is the distillation's. Extra paths:
-``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` (the ablation of UniDistill's terms) and
-``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options). Reported per path: the scores, the
+``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
+UniDistill's terms) and ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options). Reported per path: the scores, the
 paired mAP difference, the seeds it helped, and for the first seed the share of a training step spent in the
 teacher and in the distillation losses, and ``distill_<path>.png`` (teacher, baseline and distilled heatmaps and
 BEV features, box keypoints marked).
@@ -53,6 +53,7 @@ DISTILL = {
                         None),
     "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(feature=100.0, relation=0.0, response=0.0)),
     "lidar_to_camera_feature_relation": (_L2C, "camera", "lidar", dict(feature=100.0, relation=40.0, response=0.0)),
+    "lidar_to_camera_response": (_L2C, "camera", "lidar", dict(feature=0.0, relation=0.0, response=10.0)),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
                               "camera", "lidar", None),
     "lidar_to_camera_crosskd": (UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py",
