@@ -116,7 +116,8 @@ def backproject_features(points: torch.Tensor, feats: torch.Tensor, lidar2img: t
             front within ``zbuffer_radius`` pixels, relative tolerance ``depth_tol``; for scans without depth).
         depth_maps: ``[V, H // depth_stride, W // depth_stride]`` metres, for ``visibility='depth'``.
         sampling: ``bilinear`` (cell centres, border replicated) or ``nearest`` (the cell holding the point).
-        reduce: ``mean`` | ``max`` | ``sum`` over the views that see a point.
+        reduce: ``mean`` | ``max`` | ``sum`` over the views that see a point (for ``max`` the gradient of a
+            point's channel goes to the first view, by index, whose sample attains it).
         border: ignore projections closer than this many pixels to the image edge.
         offset, view_offset: ``[B]`` cumulative counts of points and of views per scene, for a ragged batch of
             B scenes (points of scene b are seen only by views of scene b).
