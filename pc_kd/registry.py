@@ -2,7 +2,7 @@
 
 Modules are imported lazily from ``locations`` the first time a registry is searched, so configs can name
 ``type='SpconvUNet'`` (with ``default_scope='pc_kd'``) or pass the class object itself. Hooks live in
-``pc_kd.engine`` only; samplers, loops, optimisers and schedulers are mmengine's own.
+``pc_kd.engine`` only; loops, optimisers and schedulers are mmengine's own, samplers too but one.
 """
 import mmengine.registry as _mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -18,11 +18,14 @@ DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="pc_kd", location
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="pc_kd", locations=["pc_kd.datasets"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, scope="pc_kd", locations=["pc_kd.evaluation"])
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="pc_kd", locations=["pc_kd.engine"])
+DATA_SAMPLERS = Registry("data sampler", parent=_mmengine_registry.DATA_SAMPLERS, scope="pc_kd",
+                         locations=["pc_kd.datasets"])
 
 # mmengine builds its own loops, optimisers, schedulers, samplers, log processors and visualisation backends
-# under default_scope='pc_kd' too. pc_kd registers none of these; an empty child of each root lets those
-# builds fall back to mmengine's classes silently instead of warning once per build that the scope is missing.
-SCOPE_ALIASES = [Registry(root.name, parent=root, scope="pc_kd") for root in (
-    _mmengine_registry.DATA_SAMPLERS, _mmengine_registry.LOOPS, _mmengine_registry.LOG_PROCESSORS,
+# under default_scope='pc_kd' too. pc_kd registers one sampler (EpochSeededSampler) and none of the others; an
+# empty child of each root lets those builds fall back to mmengine's classes silently instead of warning once
+# per build that the scope is missing.
+SCOPE_ALIASES = [DATA_SAMPLERS] + [Registry(root.name, parent=root, scope="pc_kd") for root in (
+    _mmengine_registry.LOOPS, _mmengine_registry.LOG_PROCESSORS,
     _mmengine_registry.OPTIM_WRAPPERS, _mmengine_registry.OPTIM_WRAPPER_CONSTRUCTORS, _mmengine_registry.OPTIMIZERS,
     _mmengine_registry.PARAM_SCHEDULERS, _mmengine_registry.VISBACKENDS, _mmengine_registry.VISUALIZERS)]

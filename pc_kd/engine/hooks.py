@@ -11,6 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
+from pc_kd.datasets.samplers import EpochSeededSampler
 from pc_kd.registry import HOOKS
 from pc_kd.utils.io import atomic_write
 
@@ -109,10 +110,11 @@ class RandomStateHook(Hook):
     random op of the model draw the same numbers. Validation runs leave the training's random states as they
     found them, so they change nothing either. Added by ``build_runner``.
 
-    Covers data loaded in the main process (``num_workers=0``) and iteration-based loops with workers (their
-    states are rebuilt by the replay). An epoch-based loop with persistent workers resumes with fresh workers,
-    whose augmentation differs; with several processes only rank 0's states would be saved, so nothing is
-    restored (both logged)."""
+    Covers data loaded in the main process (``num_workers=0``), iteration-based loops with workers (their
+    states are rebuilt by the replay) and epoch-based loops with workers whose sampler is
+    :class:`~pc_kd.datasets.EpochSeededSampler` (draws per sample and epoch). With another sampler an epoch-based
+    loop with persistent workers resumes with fresh workers, whose augmentation differs; with several processes
+    only rank 0's states would be saved, so nothing is restored (both logged)."""
 
     priority = "VERY_HIGH"
 
@@ -142,9 +144,11 @@ class RandomStateHook(Hook):
                                                            stateful_transforms(self._train_dataset(runner)))
         else:
             loader = getattr(loop, "dataloader", None)
-            if getattr(loader, "persistent_workers", False):
+            if getattr(loader, "persistent_workers", False) and not isinstance(getattr(loader, "sampler", None),
+                                                                                EpochSeededSampler):
                 print_log("RandomStateHook: the data loader's persistent workers start afresh after a resume, so "
-                          "their augmentation differs from the uninterrupted run's", "current")
+                          "their augmentation differs from the uninterrupted run's (use "
+                          "sampler=dict(type='EpochSeededSampler') to draw per sample and epoch)", "current")
             _restore(self._pending, stateful_transforms(self._train_dataset(runner)))
         self._pending = None
 

@@ -16,7 +16,9 @@ test_pipeline = [
     dict(type="PackPointInputs"),
 ]
 train_dataloader = dict(
-    batch_size=4, num_workers=4, persistent_workers=True, sampler=dict(type="DefaultSampler", shuffle=True),
+    # EpochSeededSampler: augmentation drawn per (seed, epoch, sample), so a resumed run with fresh workers
+    # draws what the uninterrupted run drew
+    batch_size=4, num_workers=4, persistent_workers=True, sampler=dict(type="EpochSeededSampler", shuffle=True),
     collate_fn=dict(type="pseudo_collate"),
     dataset=dict(type="ConcatDataset", datasets=[
         dict(type="S3DISDataset", data_root=data_root, ann_file=f"s3dis_infos_Area_{a}.pkl", pipeline=train_pipeline)

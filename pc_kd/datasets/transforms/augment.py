@@ -6,6 +6,8 @@ import torch
 
 from pc_kd.registry import TRANSFORMS
 
+from ..samplers import SampleDraw
+
 
 def _map_ints(state: dict, cast) -> dict:
     """A numpy bit generator's state with its integer fields converted by ``cast`` (str <-> int)."""
@@ -28,6 +30,8 @@ class RandomRotScaleFlip:
     workers draw different augmentations, re-created workers do not replay the last epoch, and a seeded run
     repeats exactly. ``seed`` fixes the base instead of numpy's state. :meth:`random_state` and
     :meth:`set_random_state` carry the generator through a checkpoint (:class:`pc_kd.engine.RandomStateHook`).
+    With :class:`pc_kd.datasets.EpochSeededSampler` each sample draws instead from a generator of (``seed``,
+    the sampler's seed, epoch, sample index), the same whichever worker loads it and after a resume.
     """
 
     MATRIX_KEY = "aug_matrix"
@@ -65,8 +69,12 @@ class RandomRotScaleFlip:
             self._owner = owner
         return self._rng
 
-    def _draw_matrix(self) -> np.ndarray:
-        rng = self._generator()
+    def _draw_matrix(self, sample_idx=None) -> np.ndarray:
+        if isinstance(sample_idx, SampleDraw):  # EpochSeededSampler: one generator per (seed, epoch, sample)
+            base = [] if self.seed is None else [int(self.seed)]
+            rng = np.random.default_rng(base + [sample_idx.seed % 2 ** 63, sample_idx.epoch, sample_idx.key])
+        else:
+            rng = self._generator()
         angle = rng.uniform(*self.rot_range)
         scale = rng.uniform(*self.scale_range)
         # no draw for a flip in x that can never happen, so y-only instances keep their sequence of draws
@@ -82,7 +90,7 @@ class RandomRotScaleFlip:
         return mat
 
     def __call__(self, results: dict) -> dict:
-        mat = self._draw_matrix()
+        mat = self._draw_matrix(results.get("sample_idx"))
         points = results["points"]
         points[:, :3] = (points[:, :3].astype(np.float64) @ mat[:3, :3].T).astype(points.dtype)
         if "gt_bboxes_3d" in results:
