@@ -166,7 +166,6 @@ class RandomStateHook(Hook):
 
 
 def _sample_name(sample, fallback: int) -> str:
-
     """A file name for a data sample: its point cloud's stem (``scene0000_00``, a nuScenes token's file), else its
     sample index."""
     meta = sample.metainfo if hasattr(sample, "metainfo") else {}

@@ -61,11 +61,11 @@ class RandomRotScaleFlip:
             self._rng.bit_generator.state = _map_ints(state, int)
 
     def _generator(self) -> np.random.Generator:
-        worker = torch.utils.data.get_worker_info()
         owner = self._current_owner()
         if self._owner != owner:
+            worker_seed = owner[1]
             base = np.random.randint(2 ** 31) if self.seed is None else self.seed
-            self._rng = np.random.default_rng([base] if worker is None else [base, worker.seed % 2 ** 63])
+            self._rng = np.random.default_rng([base] if worker_seed is None else [base, worker_seed % 2 ** 63])
             self._owner = owner
         return self._rng
 
