@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "supervised"
 LIDAR = str(CONFIGS / "supervised_centerpoint-pillar_none_synthetic-driving.py")
 CAMERA = str(CONFIGS / "supervised_lss-camera_none_synthetic-driving.py")
+LIDAR_MOTION = str(CONFIGS / "supervised_centerpoint-pillar-motion_none_synthetic-driving.py")
 WEIGHTS = dict(feature=100.0, relation=40.0, response=10.0)  # UniDistill's LiDAR -> camera weights
 ALL_TERMS = dict(WEIGHTS, dense=10.0, crosskd=10.0)
 
@@ -104,6 +105,25 @@ def test_crosskd_reaches_the_student_through_the_frozen_teacher_head(setup):
     assert next(distiller.student.backbone.stages.parameters()).grad.abs().sum() > 0  # through the neck and backbone
     assert distiller.student.head.shared_conv[0].weight.grad is None  # the student's own head is not used
     assert all(p.grad is None for p in distiller.teacher.parameters())
+
+
+def test_a_teacher_with_a_motion_cue_distils_into_a_camera_student(setup, tmp_path):
+    """The teacher's head reads its neck output and its motion cue; the adapters map to the neck's channels, and
+    CrossKD passes the teacher's motion cue beside the student's adapted map to the teacher's head."""
+    torch.manual_seed(0)
+    teacher = MODELS.build(Config.fromfile(LIDAR_MOTION).model)
+    ckpt = tmp_path / "teacher_motion.pth"
+    torch.save({"state_dict": teacher.state_dict(), "meta": {}}, ckpt)
+    distiller = MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=LIDAR_MOTION,
+                                  teacher_ckpt=str(ckpt), weights=ALL_TERMS))
+    assert distiller.adapters["bev_high"].out_channels == 96  # not the head's 99
+    distiller.train()
+    data = distiller.data_preprocessor(setup["batch"], True)
+    losses = distiller(**data, mode="loss")
+    assert {"loss_distill_crosskd_cls", "loss_distill_feature"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert distiller.adapters["bev_high"].weight.grad.abs().sum() > 0
 
 
 def test_a_student_given_by_its_config_starts_from_the_baseline_weights(setup):

@@ -105,7 +105,8 @@ def test_demo_bev_trains_scores_and_draws(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
-    for row in ("| lidar |", "| camera |", "| fusion |", "| random boxes |", "| ground truth boxes |"):
+    for row in ("| lidar |", "| lidar_motion |", "| camera |", "| fusion |", "| random boxes |",
+                "| ground truth boxes |"):
         assert row in log
     assert re.search(r"camera: final depth loss [0-9.]+, bev_pool share of a training step [0-9.]+ %", log)
     distill_row = r"\| lidar_to_camera \(camera <- lidar\) \|.*\| [+-][0-9.]+ \| [01] of 1 \| [0-9]+ % / [0-9.]+ % \|"

@@ -1,8 +1,9 @@
 from .camera_bev import CameraBEVEncoder, ImageEncoder, LSSTransform
 from .pillar_encoder import PillarBEVEncoder
+from .sweep_motion import SweepMotion
 from .second import SECOND
 from .sparse_encoder import SparseEncoder8x
 from .image_teachers import ModuleTeacher, TimmTeacher, TinySegNet, TorchvisionTeacher
 from .spconv_unet import SpconvUNet
 
-__all__ = ["CameraBEVEncoder", "ImageEncoder", "LSSTransform", "PillarBEVEncoder", "SECOND", "SparseEncoder8x", "ModuleTeacher", "TimmTeacher", "TinySegNet", "TorchvisionTeacher", "SpconvUNet"]
+__all__ = ["CameraBEVEncoder", "ImageEncoder", "LSSTransform", "PillarBEVEncoder", "SweepMotion", "SECOND", "SparseEncoder8x", "ModuleTeacher", "TimmTeacher", "TinySegNet", "TorchvisionTeacher", "SpconvUNet"]

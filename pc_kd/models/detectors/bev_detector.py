@@ -18,18 +18,22 @@ class BEVDetector(BaseModel):
         camera_encoder: images -> dict ``bev [B, C_c, H, W]``, ``depth`` (e.g. :class:`CameraBEVEncoder`), or None.
         fuser: combines ``[camera, lidar]`` BEV maps when both are given (e.g. :class:`ConvFuser`).
         backbone, neck, head: SECOND, SECONDFPN, CenterHead.
+        motion: a motion cue from the LiDAR sweeps (e.g. :class:`SweepMotion`), given to the head beside the neck
+            output (the head's ``in_channels`` count both), or None.
         bn_momentum: if given, the momentum of every BatchNorm in the model. The encoders, SECOND and the FPN use
             mmdet3d's 0.01, whose running statistics trail the weights by ~100 iterations: right for 20 epochs,
             stale after a 300-iteration run (the synthetic configs set 0.1).
 
     :meth:`extract` returns what a distiller reads without editing the model: ``bev_lidar`` / ``bev_camera``
     (per modality), ``bev_low`` (the modality BEV after the fuser, the backbone's input), ``bev_high`` (the neck
-    output, the head's input), ``head`` (the head's per-task output maps) and ``depth`` (camera).
+    output), ``motion`` (with a motion cue; the head reads ``bev_high`` and ``motion`` stacked on channels),
+    ``head`` (the head's per-task output maps) and ``depth`` (camera).
     """
 
     def __init__(self, head: dict, backbone: dict, neck: dict, lidar_encoder: Optional[dict] = None,
                  camera_encoder: Optional[dict] = None, fuser: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None, bn_momentum: Optional[float] = None, init_cfg=None):
+                 motion: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
+                 bn_momentum: Optional[float] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="DetDataPreprocessor"), init_cfg=init_cfg)
         if lidar_encoder is None and camera_encoder is None:
             raise ValueError("BEVDetector: give a lidar_encoder, a camera_encoder or both")
@@ -39,6 +43,9 @@ class BEVDetector(BaseModel):
         self.camera_encoder = MODELS.build(camera_encoder) if camera_encoder else None
         self.fuser = MODELS.build(fuser) if fuser and lidar_encoder and camera_encoder else None
         self.backbone, self.neck, self.head = MODELS.build(backbone), MODELS.build(neck), MODELS.build(head)
+        if motion is not None and lidar_encoder is None:
+            raise ValueError("BEVDetector: a motion cue needs LiDAR sweeps; give a lidar_encoder too")
+        self.motion = MODELS.build(motion) if motion else None
         if bn_momentum is not None:
             for module in self.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -61,8 +68,15 @@ class BEVDetector(BaseModel):
                              f"{tuple(maps[1].shape[-2:])} cells differ; give both the same grid")
         out["bev_low"] = self.fuser(maps) if self.fuser is not None else maps[0]
         out["bev_high"] = self.neck(self.backbone(out["bev_low"]))
-        out["head"] = self.head(out["bev_high"])
+        if self.motion is not None:
+            out["motion"] = self.motion(inputs["points"])
+        out["head"] = self.head(self.head_input(out["bev_high"], out.get("motion")))
         return out
+
+    @staticmethod
+    def head_input(bev_high: torch.Tensor, motion: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """What the head reads: the neck output, and the motion cue stacked after it when there is one."""
+        return bev_high if motion is None else torch.cat([bev_high, motion.to(bev_high.dtype)], 1)
 
     def loss(self, inputs: dict, data_samples: List) -> Dict[str, torch.Tensor]:
         return self.loss_from_features(self.extract(inputs), inputs, data_samples)

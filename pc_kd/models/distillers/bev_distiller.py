@@ -26,7 +26,8 @@ def bev_channels(detector) -> tuple:
         low = detector.fuser.out_channels
     else:
         low = (detector.lidar_encoder or detector.camera_encoder).out_channels
-    return low, detector.head.in_channels
+    motion = detector.motion.out_channels if detector.motion is not None else 0
+    return low, detector.head.in_channels - motion
 
 
 def head_grid(detector, shape) -> BEVGrid:
@@ -196,7 +197,8 @@ class BEVDistiller(BaseModel):
             losses["loss_distill_dense"] = self.weights["dense"] * dense_feature_loss(
                 high, teacher_feats["bev_high"], boxes, grid, self.dense_overlap)
         if self.weights["crosskd"]:
-            response = response_loss(self.teacher.head(high), teacher_feats["head"], boxes, grid, self.min_overlap,
+            response = response_loss(self.teacher.head(self.teacher.head_input(high, teacher_feats.get("motion"))),
+                                     teacher_feats["head"], boxes, grid, self.min_overlap,
                                      self.t_temp)
             losses["loss_distill_crosskd_cls"] = self.weights["crosskd"] * response["cls"]
             losses["loss_distill_crosskd_reg"] = self.weights["crosskd"] * response["reg"]
