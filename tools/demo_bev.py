@@ -1,11 +1,13 @@
 """BEV detection and cross-modal BEV distillation on synthetic driving scenes, end to end: generate 64 + 64 key
-frames (cached), train the LiDAR, camera and fusion detectors by the Runner, distil them into each other
-(UniDistill's paths), score every model with the nuScenes metric, print the tables, draw pictures.
+frames (cached), train the LiDAR (also with a motion cue), camera and fusion detectors by the Runner, distil them
+into each other (UniDistill's paths), score every model with the nuScenes metric, print the tables, draw pictures.
 
-    python tools/demo_bev.py [--work-dir work_dirs/demo_bev] [--seeds 0 1 2] [--detectors lidar camera fusion]
+    python tools/demo_bev.py [--work-dir work_dirs/demo_bev] [--seeds 0 1 2]
+        [--detectors lidar lidar_motion camera fusion]
         [--distill lidar_to_camera fusion_to_camera camera_to_lidar fusion_to_lidar ...] [--cfg-options k=v ...]
 
-Rows: the three detectors (mean +- std over seeds), and two rows that need no training, scored the same way: a
+Rows: the four detectors (mean +- std over seeds; ``lidar_motion`` is the LiDAR one whose head also reads
+:class:`SweepMotion`'s velocity estimate), and two rows that need no training, scored the same way: a
 floor (random boxes: uniform positions, class-mean sizes) and a ceiling (the GT boxes themselves). Also
 reported: training and metric seconds, the camera detector's final depth loss and the share of its training
 step spent in ``bev_pool``. Pictures of the first validation frame (first seed): ``bev_<detector>.png`` (GT vs
@@ -16,8 +18,8 @@ Distillation (``--distill``): each path trains its student config from ``configs
 detector of the same seed (trained first, in this run) and is compared with the student's baseline of the same
 seed: same initial weights, same data order, so the difference per seed is the distillation's. Extra paths:
 ``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
-UniDistill's terms) and ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options). Reported per path: the scores, the
-paired mAP difference, the seeds it helped, and for the first seed the share of a training step spent in the
+UniDistill's terms) and ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options). Reported per
+path: the scores, the paired mAP difference, the seeds it helped, and for the first seed the share of a training step spent in the
 teacher and in the distillation losses, and ``distill_<path>.png`` (teacher, baseline and distilled heatmaps and
 BEV features, box keypoints marked).
 
@@ -39,6 +41,7 @@ from pc_kd.engine.config_checks import ConfigOptionsAction
 
 ROOT = Path(__file__).resolve().parents[1] / "configs" / "supervised"
 DETECTORS = {"lidar": ROOT / "supervised_centerpoint-pillar_none_synthetic-driving.py",
+             "lidar_motion": ROOT / "supervised_centerpoint-pillar-motion_none_synthetic-driving.py",
              "camera": ROOT / "supervised_lss-camera_none_synthetic-driving.py",
              "fusion": ROOT / "supervised_bevfusion_none_synthetic-driving.py"}
 UNIDISTILL = ROOT.parent / "unidistill"
@@ -53,7 +56,8 @@ DISTILL = {
                         None),
     "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(feature=100.0, relation=0.0, response=0.0)),
     "lidar_to_camera_feature_relation": (_L2C, "camera", "lidar", dict(feature=100.0, relation=40.0, response=0.0)),
-    "lidar_to_camera_response": (_L2C, "camera", "lidar", dict(feature=0.0, relation=0.0, response=10.0)),
+    "lidar_to_camera_response": (UNIDISTILL / "unidistill-response_lss-camera_centerpoint-pillar_synthetic-driving.py",
+                                 "camera", "lidar", None),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
                               "camera", "lidar", None),
     "lidar_to_camera_crosskd": (UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py",
