@@ -6,7 +6,7 @@ from mmengine.logging import print_log
 from pc_kd.heads.clustering import kmeans
 from pc_kd.registry import HOOKS
 
-from .inference import superpoint_features
+from .inference import on_rank0, superpoint_features_all_ranks
 from .runner import bare_model
 
 
@@ -16,7 +16,9 @@ class ClusterCentroidsHook(Hook):
     features), pool the features per super-point, fit ``num_clusters`` cosine k-means centres and hand them
     to the model (``model.set_centroids``). Predictions are then the super-points' nearest centres, scored
     with Hungarian matching; this is the transductive evaluation of PointDC. ``restarts``: k-means seedings
-    whose best objective is kept (see :func:`pc_kd.heads.kmeans`)."""
+    whose best objective is kept (see :func:`pc_kd.heads.kmeans`). Under several processes every rank pools its
+    share of the set, the super-points of all of them are clustered once (rank 0) and every rank gets the same
+    centres."""
 
     priority = "LOW"
 
@@ -25,10 +27,10 @@ class ClusterCentroidsHook(Hook):
 
     def _fit(self, runner, loader):
         model = bare_model(runner.model)
-        _, pooled = superpoint_features(model, loader)
+        _, pooled = superpoint_features_all_ranks(model, loader)
         k = self.num_clusters or len(loader.dataset.metainfo["classes"])
-        centroids, _ = kmeans(torch.cat(pooled), k, self.iters, self.seed, restarts=self.restarts)
-        model.set_centroids(centroids)
+        centroids = on_rank0(lambda: kmeans(torch.cat(pooled), k, self.iters, self.seed, restarts=self.restarts)[0])
+        model.set_centroids(centroids.to(pooled[0].device))
         print_log(f"ClusterCentroidsHook: {k} centres from {sum(len(p) for p in pooled)} super-points", "current")
 
     def before_val_epoch(self, runner) -> None:
@@ -47,7 +49,9 @@ class ReclusterHook(Hook):
 
     Pseudo-labels from a random network mean nothing, so training must start from a checkpoint (``load_from``,
     the distilled student, or ``--resume``); ``require_checkpoint=False`` lifts that. ``restarts``: k-means
-    seedings whose best objective gives the pseudo-labels (see :func:`pc_kd.heads.kmeans`).
+    seedings whose best objective gives the pseudo-labels (see :func:`pc_kd.heads.kmeans`). Under several
+    processes every rank gets the primitives and the pseudo-labels of every training scene (clustered by rank 0),
+    since the sampler gives each rank other scenes every epoch.
     """
 
     priority = "LOW"
@@ -67,9 +71,10 @@ class ReclusterHook(Hook):
         model = bare_model(runner.model)
         if runner.epoch % self.interval and model.primitives.numel():
             return
-        keys, pooled = superpoint_features(model, runner.train_dataloader)
-        primitives, assign = kmeans(torch.cat(pooled), model.num_primitives, self.iters, self.seed + runner.epoch,
-                                    restarts=self.restarts)
+        keys, pooled = superpoint_features_all_ranks(model, runner.train_dataloader)
+        primitives, assign = on_rank0(lambda: kmeans(torch.cat(pooled), model.num_primitives, self.iters,
+                                                     self.seed + runner.epoch, restarts=self.restarts))
+        primitives, assign = primitives.to(pooled[0].device), assign.to(pooled[0].device)
         pseudo = dict(zip(keys, torch.split(assign, [len(p) for p in pooled])))
         model.set_pseudo_labels(primitives, pseudo)
         print_log(f"ReclusterHook: epoch {runner.epoch}, {len(primitives)} primitives from "

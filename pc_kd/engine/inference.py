@@ -2,6 +2,7 @@
 from typing import Iterator, List, Tuple
 
 import torch
+from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, get_world_size
 
 from pc_kd.heads.clustering import segment_pool
 
@@ -28,6 +29,33 @@ def superpoint_features(model, loader) -> Tuple[List[str], List[torch.Tensor]]:
         keys.append(sample.metainfo["lidar_path"])
         pooled.append(segment_pool(feats, sample.superpoints.to(feats.device))[0])
     return keys, pooled
+
+
+def superpoint_features_all_ranks(model, loader) -> Tuple[List[str], List[torch.Tensor]]:
+    """:func:`superpoint_features` of the whole dataset in every process: each rank pools the scenes its sampler
+    gives it, the ranks exchange them, and the scenes come back once each (a padded sampler repeats some) in the
+    dataset's order. One process: :func:`superpoint_features` as it is (the loader's order)."""
+    keys, pooled = superpoint_features(model, loader)
+    if get_world_size() == 1:
+        return keys, pooled
+    merged = {}
+    for rank_keys, rank_pooled in all_gather_object((keys, [p.cpu() for p in pooled])):
+        for key, feats in zip(rank_keys, rank_pooled):
+            merged.setdefault(key, feats)
+    order = [loader.dataset.get_data_info(i)["lidar_path"] for i in range(len(loader.dataset))]
+    keys = [k for k in order if k in merged] + sorted(set(merged) - set(order))
+    device = pooled[0].device if pooled else torch.device("cpu")
+    return keys, [merged[k].to(device) for k in keys]
+
+
+def on_rank0(fn):
+    """``fn()`` computed by rank 0 and sent to every rank (one process: just ``fn()``), so that a randomised
+    step such as k-means gives every rank the same result."""
+    if get_world_size() == 1:
+        return fn()
+    result = [fn() if get_rank() == 0 else None]
+    broadcast_object_list(result, src=0)
+    return result[0]
 
 
 def predict_first_test_sample(runner) -> Tuple[dict, object]:

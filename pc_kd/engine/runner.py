@@ -6,6 +6,7 @@ import os
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
@@ -59,12 +60,28 @@ def build_runner(cfg: Config, filename: str) -> Runner:
     if cfg.get("val_pictures", 0) and not any(str(h.get("type")).endswith("PredictionPicturesHook") for h in hooks):
         hooks.append(dict(type="pc_kd.PredictionPicturesHook", num_samples=int(cfg.val_pictures)))
     cfg.custom_hooks = hooks
+    if cfg.get("launcher", "none") != "none" and not torch.cuda.is_available():
+        _cpu_distributed(cfg)
     if "visualizer" not in cfg:  # scalars to <work_dir>/<timestamp>/vis_data, and to TensorBoard when installed
         backends = [dict(type="LocalVisBackend")]
         if importlib.util.find_spec("tensorboard") is not None:
             backends.append(dict(type="TensorboardVisBackend"))
         cfg.visualizer = dict(type="Visualizer", vis_backends=backends)
     return RUNNERS.build(cfg) if "runner_type" in cfg else PcKdRunner.from_cfg(cfg)
+
+
+def _cpu_distributed(cfg: Config) -> None:
+    """Distributed training without GPUs (e.g. 2 CPU processes under torchrun): mmengine's launcher set-up selects a
+    CUDA device and its DDP wrapper names one, so pc_kd opens the process group itself with gloo (from torchrun's
+    RANK / WORLD_SIZE / MASTER_ADDR) and wraps the model with no device."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    cfg.env_cfg = dict(cfg.get("env_cfg", {}), dist_cfg=dict(backend="gloo"))
+    if cfg.get("model_wrapper_cfg") is None:
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get("find_unused_parameters", False))
 
 
 def bare_model(model):

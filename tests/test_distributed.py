@@ -1,0 +1,156 @@
+"""Two CPU processes under torchrun (gloo), as ``tools/dist_train.sh`` starts them: both ranks train the synthetic
+rooms, one checkpoint is written, a resumed 2-process run continues from it, and the test metric of 2 processes
+(each rank evaluating half the split, gathered before the Hungarian matching) equals 1 process's exactly; the
+clustering hooks' super-point features and k-means agree on every rank."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "configs/supervised/supervised_spconv-unet_none_synthetic-indoor.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHON=sys.executable, **extra)
+
+
+def _run(cmd, env, timeout=300) -> str:
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    return log
+
+
+@pytest.fixture(scope="module")
+def rooms(tmp_path_factory) -> Path:
+    """Where the runs generate 4 training rooms and 3 validation rooms (rank 0 writes them, the other rank waits):
+    an odd split, so one rank pads its share of the test with a repeated room."""
+    return tmp_path_factory.mktemp("rooms")
+
+
+def _options(rooms: Path, epochs: int):
+    small = dict(data_root=rooms, seed=5, num_views=2, image_hw=(60, 80), num_points=4000)
+    opts = [f"train_cfg.max_epochs={epochs}", "test_evaluator.type=HungarianSegMetric"]
+    for loader, scenes in (("train", 4), ("val", 3), ("test", 3)):
+        opts += [f"{loader}_dataloader.dataset.{k}={v}".replace(" ", "") for k, v in small.items()]
+        opts.append(f"{loader}_dataloader.dataset.num_scenes={scenes}")
+    return ["--cfg-options", *opts]
+
+
+def test_two_processes_train_resume_and_evaluate_as_one(rooms, tmp_path):
+    work = tmp_path / "work"
+    log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work), *_options(rooms, 1)],
+               _env(PORT=str(_free_port())))
+    assert (work / "epoch_1.pth").is_file()
+    assert log.count("Saving checkpoint at 1 epochs") == 1, log[-3000:]  # rank 0 only
+    assert "Distributed training: True" in next(work.glob("*/*.log")).read_text()
+
+    log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work), "--resume", "auto",
+                *_options(rooms, 2)], _env(PORT=str(_free_port())))
+    assert "resumed epoch: 1" in log, log[-3000:]
+    assert (work / "epoch_2.pth").is_file()
+
+    metrics = {}
+    for procs in (1, 2):
+        out = tmp_path / f"test_{procs}"
+        cmd = ([sys.executable, "tools/test.py"] if procs == 1 else
+               [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+                "tools/test.py"])
+        cmd += [CONFIG, str(work / "epoch_2.pth"), "--work-dir", str(tmp_path / f"test_work_{procs}"), "--out",
+                str(out), *_options(rooms, 2)]
+        if procs == 2:
+            cmd += ["--launcher", "pytorch"]
+        _run(cmd, _env())
+        metrics[procs] = json.loads((out / "metrics.json").read_text())
+        assert len(list(out.glob("*.npy"))) == 3  # every room once, the padded repeat not written twice
+    assert "unsup/miou" in metrics[1] and metrics[1] == metrics[2]
+
+
+_HOOK_WORKER = r'''
+"""Run by torchrun with 2 processes: each rank pools its shard of 5 scenes (rank 1's padded with scene 0 again, as
+mmengine's DefaultSampler pads), then the clustering hooks' exchange and rank-0 k-means."""
+import sys
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as dist
+
+from pc_kd.engine.inference import on_rank0, superpoint_features, superpoint_features_all_ranks
+from pc_kd.heads.clustering import kmeans
+
+
+class Dataset:
+    def __init__(self, n):
+        self.paths = [f"points/scene{i:02d}.bin" for i in range(n)]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def get_data_info(self, i):
+        return dict(lidar_path=self.paths[i])
+
+
+class Loader(list):
+    """Batches of one scene: features from the scene's index, 12 points in 3 super-points."""
+    def __init__(self, dataset, indices):
+        super().__init__()
+        self.dataset = dataset
+        for i in indices:
+            g = torch.Generator().manual_seed(i)
+            sample = SimpleNamespace(metainfo=dict(lidar_path=dataset.paths[i]),
+                                     superpoints=torch.arange(12) % 3)
+            self.append(dict(inputs=dict(points=[torch.randn(12, 4, generator=g)]), data_samples=[sample]))
+
+
+class Model(torch.nn.Module):
+    def data_preprocessor(self, batch, training):
+        return batch
+
+    def point_features_list(self, inputs):
+        return [p * 2.0 for p in inputs["points"]]
+
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+dataset = Dataset(5)
+shard = [0, 2, 4] if rank == 0 else [1, 3, 0]
+keys, pooled = superpoint_features_all_ranks(Model(), Loader(dataset, shard))
+centroids = on_rank0(lambda: kmeans(torch.cat(pooled), 3, 20, seed=rank)[0])  # rank 1's own seed must not win
+alone_keys, alone_pooled = superpoint_features(Model(), Loader(dataset, range(5)))
+torch.save(dict(keys=keys, pooled=pooled, centroids=centroids, alone_keys=alone_keys, alone_pooled=alone_pooled,
+                alone_centroids=kmeans(torch.cat(alone_pooled), 3, 20, seed=0)[0]), f"{sys.argv[1]}/rank{rank}.pt")
+'''
+
+
+def test_clustering_hooks_pool_every_rank_and_take_rank0_kmeans(tmp_path):
+    """What the clustering hooks do under 2 processes: the super-point features of both ranks' shards come back
+    to every rank once each in the dataset's order (equal to one process pooling the whole set), and the k-means
+    result every rank uses is rank 0's."""
+    import torch
+
+    from pc_kd.heads.clustering import kmeans
+
+    script = tmp_path / "worker.py"
+    script.write_text(_HOOK_WORKER)
+    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+          str(script), str(tmp_path)], _env(), timeout=120)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    for got in ranks:
+        assert got["keys"] == got["alone_keys"] == [f"points/scene{i:02d}.bin" for i in range(5)]
+        for a, b in zip(got["pooled"], got["alone_pooled"]):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+        torch.testing.assert_close(got["centroids"], got["alone_centroids"], atol=0, rtol=0)
+    torch.testing.assert_close(ranks[0]["centroids"], ranks[1]["centroids"], atol=0, rtol=0)
+    own_seed = kmeans(torch.cat(ranks[1]["pooled"]), 3, 20, seed=1)[0]
+    assert not torch.equal(ranks[1]["centroids"], own_seed)  # so the test sees whose k-means rank 1 kept
