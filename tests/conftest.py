@@ -41,8 +41,10 @@ def synthetic_indoor_root(tmp_path_factory) -> Path:
 
 
 def train_until_then_kill(cmd, cwd, checkpoint: Path, timeout_s: float = 240) -> str:
-    """Start ``cmd`` (a tools/train.py command), SIGKILL it as soon as ``checkpoint`` exists (as a crashed node
-    or a pre-empted job would), and return what it printed. Fails if it stops earlier or takes too long."""
+    """Start ``cmd`` (a tools/train.py command), SIGKILL it as soon as ``checkpoint`` is saved and named by the
+    work dir's ``last_checkpoint`` file (as a crashed node or a pre-empted job would; mmengine writes that file
+    just after the checkpoint, and a kill between the two leaves nothing for ``--resume`` to find), and return
+    what it printed. Fails if it stops earlier or takes too long."""
     import signal
     import subprocess
     import time
@@ -50,7 +52,12 @@ def train_until_then_kill(cmd, cwd, checkpoint: Path, timeout_s: float = 240) ->
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + timeout_s
-    while not checkpoint.exists():
+    last = checkpoint.parent / "last_checkpoint"
+
+    def saved():
+        return checkpoint.exists() and last.exists() and last.read_text().strip().endswith(checkpoint.name)
+
+    while not saved():
         assert proc.poll() is None, f"training stopped early:\n{proc.stdout.read()[-3000:]}"
         assert time.time() < deadline, f"no {checkpoint.name} after {timeout_s} s"
         time.sleep(0.05)

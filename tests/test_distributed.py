@@ -48,6 +48,7 @@ def _options(rooms: Path, epochs: int):
     return ["--cfg-options", *opts]
 
 
+@pytest.mark.slow
 def test_two_processes_train_resume_and_evaluate_as_one(rooms, tmp_path):
     work = tmp_path / "work"
     log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work), *_options(rooms, 1)],
