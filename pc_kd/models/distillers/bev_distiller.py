@@ -197,8 +197,8 @@ class BEVDistiller(BaseModel):
             losses["loss_distill_dense"] = self.weights["dense"] * dense_feature_loss(
                 high, teacher_feats["bev_high"], boxes, grid, self.dense_overlap)
         if self.weights["crosskd"]:
-            response = response_loss(self.teacher.head(self.teacher.head_input(high, teacher_feats.get("motion"))),
-                                     teacher_feats["head"], boxes, grid, self.min_overlap,
+            through_teacher = self.teacher.head(self.teacher.head_input(high, teacher_feats.get("motion")))
+            response = response_loss(through_teacher, teacher_feats["head"], boxes, grid, self.min_overlap,
                                      self.t_temp)
             losses["loss_distill_crosskd_cls"] = self.weights["crosskd"] * response["cls"]
             losses["loss_distill_crosskd_reg"] = self.weights["crosskd"] * response["reg"]
