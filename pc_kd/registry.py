@@ -1,8 +1,8 @@
 """pc_kd registries: children of mmengine's roots, scope ``pc_kd``.
 
 Modules are imported lazily from ``locations`` the first time a registry is searched, so configs can name
-``type='SpconvUNet'`` (with ``default_scope='pc_kd'``) or pass the class object itself. Hooks live in
-``pc_kd.engine`` only; loops, optimisers and schedulers are mmengine's own, samplers too but one.
+``type='SpconvUNet'`` (with ``default_scope='pc_kd'``) or pass the class object itself. Hooks and the
+CPU DDP wrapper live in ``pc_kd.engine`` only; loops, optimisers and schedulers are mmengine's own, samplers too but one.
 """
 import mmengine.registry as _mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -18,6 +18,8 @@ DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="pc_kd", location
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="pc_kd", locations=["pc_kd.datasets"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, scope="pc_kd", locations=["pc_kd.evaluation"])
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="pc_kd", locations=["pc_kd.engine"])
+MODEL_WRAPPERS = Registry("model_wrapper", parent=_mmengine_registry.MODEL_WRAPPERS, scope="pc_kd",
+                          locations=["pc_kd.engine"])
 DATA_SAMPLERS = Registry("data sampler", parent=_mmengine_registry.DATA_SAMPLERS, scope="pc_kd",
                          locations=["pc_kd.datasets"])
 

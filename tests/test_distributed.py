@@ -1,5 +1,5 @@
 """Two CPU processes under torchrun (gloo), as ``tools/dist_train.sh`` starts them: both ranks train the synthetic
-rooms, one checkpoint is written, a resumed 2-process run continues from it, and the test metric of 2 processes
+rooms (with SyncBN), one checkpoint is written, a resumed 2-process run continues from it, and the test metric of 2 processes
 (each rank evaluating half the split, gathered before the Hungarian matching) equals 1 process's exactly; the
 clustering hooks' super-point features and k-means agree on every rank."""
 import json
@@ -39,9 +39,9 @@ def rooms(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("rooms")
 
 
-def _options(rooms: Path, epochs: int):
+def _options(rooms: Path, epochs: int, *extra: str):
     small = dict(data_root=rooms, seed=5, num_views=2, image_hw=(60, 80), num_points=4000)
-    opts = [f"train_cfg.max_epochs={epochs}", "test_evaluator.type=HungarianSegMetric"]
+    opts = [f"train_cfg.max_epochs={epochs}", "test_evaluator.type=HungarianSegMetric", *extra]
     for loader, scenes in (("train", 4), ("val", 3), ("test", 3)):
         opts += [f"{loader}_dataloader.dataset.{k}={v}".replace(" ", "") for k, v in small.items()]
         opts.append(f"{loader}_dataloader.dataset.num_scenes={scenes}")
@@ -51,14 +51,15 @@ def _options(rooms: Path, epochs: int):
 @pytest.mark.slow
 def test_two_processes_train_resume_and_evaluate_as_one(rooms, tmp_path):
     work = tmp_path / "work"
-    log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work), *_options(rooms, 1)],
-               _env(PORT=str(_free_port())))
+    log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work),
+                *_options(rooms, 1, "sync_bn=torch")], _env(PORT=str(_free_port())))
     assert (work / "epoch_1.pth").is_file()
+    assert log.count("SyncBN: ") == 2 and "BatchNorm layers share their batch statistics across the 2" in log
     assert log.count("Saving checkpoint at 1 epochs") == 1, log[-3000:]  # rank 0 only
     assert "Distributed training: True" in next(work.glob("*/*.log")).read_text()
 
     log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work), "--resume", "auto",
-                *_options(rooms, 2)], _env(PORT=str(_free_port())))
+                *_options(rooms, 2, "sync_bn=torch")], _env(PORT=str(_free_port())))
     assert "resumed epoch: 1" in log, log[-3000:]
     assert (work / "epoch_2.pth").is_file()
 
@@ -155,3 +156,90 @@ def test_clustering_hooks_pool_every_rank_and_take_rank0_kmeans(tmp_path):
     torch.testing.assert_close(ranks[0]["centroids"], ranks[1]["centroids"], atol=0, rtol=0)
     own_seed = kmeans(torch.cat(ranks[1]["pooled"]), 3, 20, seed=1)[0]
     assert not torch.equal(ranks[1]["centroids"], own_seed)  # so the test sees whose k-means rank 1 kept
+
+
+_SYNC_BN_WORKER = r'''
+"""Run by torchrun with 2 processes: ProcessGroupBatchNorm on each rank's share of a batch against BatchNorm on the
+whole batch in one process; then a model converted as a config's sync_bn='torch' converts it, trained one step."""
+import sys
+
+import torch
+import torch.distributed as dist
+from mmengine.model import convert_sync_batchnorm
+from torch import nn
+
+from pc_kd.engine import CpuDistributedDataParallel, ProcessGroupBatchNorm
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+out = {}
+cases = [("1d_odd", nn.BatchNorm1d, (13, 6), 4), ("2d", nn.BatchNorm2d, (5, 4, 7, 3), 2),
+         ("1d_rank1_empty", nn.BatchNorm1d, (9, 3), 9), ("3d_none_momentum", nn.BatchNorm3d, (3, 2, 4, 3, 5), 1)]
+for name, cls, shape, split in cases:
+    g = torch.Generator().manual_seed(len(name))
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 3 + 1
+    w = torch.randn(shape, generator=g, dtype=torch.float64)
+    momentum = None if "none_momentum" in name else 0.1
+    ours = ProcessGroupBatchNorm(shape[1], momentum=momentum).double()
+    with torch.no_grad():
+        ours.weight.copy_(torch.rand(shape[1], generator=g) + 0.5)
+        ours.bias.copy_(torch.randn(shape[1], generator=g))
+    part = slice(0, split) if rank == 0 else slice(split, shape[0])
+    xp = x[part].clone().requires_grad_()
+    for _ in range(2):  # twice: the running statistics of two steps
+        y = ours(xp)
+    (y * w[part]).sum().backward()
+    grads = [p.grad.clone() for p in (ours.weight, ours.bias)]
+    for t in grads:
+        dist.all_reduce(t)
+    out[name] = dict(x=x, w=w, y=y.detach(), x_grad=xp.grad, weight_grad=grads[0], bias_grad=grads[1],
+                     state={k: v.clone() for k, v in ours.state_dict().items()}, part=(part.start, part.stop),
+                     weight=ours.weight.detach().clone(), bias=ours.bias.detach().clone(), momentum=momentum)
+
+model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(1), nn.Linear(16, 5),
+                      nn.BatchNorm1d(5))
+model = CpuDistributedDataParallel(module=convert_sync_batchnorm(model, "torch"))
+kinds = [type(m).__name__ for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+model(torch.randn(3 + rank, 3, 4, 4)).square().sum().backward()
+out["converted"] = dict(kinds=kinds, grad=model.module[0].weight.grad.clone())
+torch.save(out, f"{sys.argv[1]}/rank{rank}.pt")
+'''
+
+
+def test_sync_bn_on_cpu_processes_equals_batchnorm_on_the_whole_batch(tmp_path):
+    """sync_bn='torch' under 2 CPU processes: the BatchNorm layers torch's SyncBatchNorm would replace (it refuses CPU
+    tensors) become ProcessGroupBatchNorm, whose outputs, input and parameter gradients and running statistics
+    after 2 steps equal plain BatchNorm's on the concatenated batch (odd splits, a rank with no samples, 1d/2d/3d,
+    cumulative momentum)."""
+    import torch
+    from torch import nn
+
+    script = tmp_path / "worker.py"
+    script.write_text(_SYNC_BN_WORKER)
+    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+          str(script), str(tmp_path)], _env(), timeout=120)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    classes = {"1d_odd": nn.BatchNorm1d, "2d": nn.BatchNorm2d, "1d_rank1_empty": nn.BatchNorm1d,
+               "3d_none_momentum": nn.BatchNorm3d}
+    for name, cls in classes.items():
+        got = [r[name] for r in ranks]
+        x = got[0]["x"].clone().requires_grad_()
+        plain = cls(x.shape[1], momentum=got[0]["momentum"]).double()
+        with torch.no_grad():
+            plain.weight.copy_(got[0]["weight"])
+            plain.bias.copy_(got[0]["bias"])
+        for _ in range(2):
+            y = plain(x)
+        (y * got[0]["w"]).sum().backward()
+        for g in got:
+            part = slice(*g["part"])
+            torch.testing.assert_close(g["y"], y.detach()[part], atol=1e-12, rtol=1e-10, msg=f"{name} output")
+            torch.testing.assert_close(g["x_grad"], x.grad[part], atol=1e-12, rtol=1e-10, msg=f"{name} dL/dx")
+            torch.testing.assert_close(g["weight_grad"], plain.weight.grad, atol=1e-10, rtol=1e-10)
+            torch.testing.assert_close(g["bias_grad"], plain.bias.grad, atol=1e-10, rtol=1e-10)
+            for key, value in plain.state_dict().items():
+                torch.testing.assert_close(g["state"][key], value, atol=1e-12, rtol=1e-10, msg=f"{name} {key}")
+    for r in ranks:
+        assert r["converted"]["kinds"] == ["ProcessGroupBatchNorm"] * 2
+    # DDP averaged the first conv's gradient over both ranks: the same on each
+    torch.testing.assert_close(ranks[0]["converted"]["grad"], ranks[1]["converted"]["grad"], atol=0, rtol=0)

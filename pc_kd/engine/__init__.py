@@ -7,6 +7,7 @@ from .inference import point_features, predict_first_test_sample, superpoint_fea
 from .config_checks import ConfigError, check_option_keys, load_checked_config
 from .runner import (PcKdRunner, add_runner_args, bare_model, build_runner, check_config_keys, exit_on_user_error,
                      load_config, load_weights_strict, resume_settings)
+from .sync_bn import CpuDistributedDataParallel, ProcessGroupBatchNorm, to_process_group_batchnorm
 
 __all__ = ["AtomicLocalBackend", "CheckpointFileError", "ConfigError", "check_option_keys", "load_checked_config",
            "PcKdRunner", "exit_on_user_error", "resume_settings", "PortableHistoryBuffer",
@@ -14,4 +15,5 @@ __all__ = ["AtomicLocalBackend", "CheckpointFileError", "ConfigError", "check_op
            "ClusterCentroidsHook", "ReclusterHook", "PortableCheckpointHook", "PredictionPicturesHook",
            "RandomStateHook", "SavePredictionsHook", "point_features", "predict_first_test_sample",
            "superpoint_features", "add_runner_args", "bare_model", "build_runner", "check_config_keys",
-           "load_config", "load_weights_strict"]
+           "load_config", "load_weights_strict", "CpuDistributedDataParallel", "ProcessGroupBatchNorm",
+           "to_process_group_batchnorm"]

@@ -11,7 +11,8 @@ from typing import Dict, Iterable, List, Optional, Set
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {"self"} | {"runner_type", "_base_"}
+# the Runner's arguments, and the keys it reads from the config itself (sync_bn: BatchNorm -> SyncBN under DDP)
+RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {"self"} | {"runner_type", "_base_", "sync_bn"}
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), "configs")
 
 

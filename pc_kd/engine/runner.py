@@ -15,6 +15,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
 from .checkpoint import CheckpointFileError, check_state_dict_matches, load_local_checkpoint, setup_safe_checkpointing
 from .config_checks import ConfigError, add_config_options, check_config_keys, load_checked_config
+from .sync_bn import check_sync_bn_option
 
 # records that go to the log file only: the environment, the whole config and the hook table (hundreds of lines
 # that would push an error out of sight on the console), and mmengine's notices about its own deprecated file
@@ -60,6 +61,7 @@ def build_runner(cfg: Config, filename: str) -> Runner:
     if cfg.get("val_pictures", 0) and not any(str(h.get("type")).endswith("PredictionPicturesHook") for h in hooks):
         hooks.append(dict(type="pc_kd.PredictionPicturesHook", num_samples=int(cfg.val_pictures)))
     cfg.custom_hooks = hooks
+    check_sync_bn_option(cfg.get("sync_bn"))
     if cfg.get("launcher", "none") != "none" and not torch.cuda.is_available():
         _cpu_distributed(cfg)
     if "visualizer" not in cfg:  # scalars to <work_dir>/<timestamp>/vis_data, and to TensorBoard when installed
@@ -73,14 +75,15 @@ def build_runner(cfg: Config, filename: str) -> Runner:
 def _cpu_distributed(cfg: Config) -> None:
     """Distributed training without GPUs (e.g. 2 CPU processes under torchrun): mmengine's launcher set-up selects a
     CUDA device and its DDP wrapper names one, so pc_kd opens the process group itself with gloo (from torchrun's
-    RANK / WORLD_SIZE / MASTER_ADDR) and wraps the model with no device."""
+    RANK / WORLD_SIZE / MASTER_ADDR) and wraps the model with no device (CpuDistributedDataParallel, which also
+    gives ``sync_bn='torch'`` a SyncBN that works on CPU)."""
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
     cfg.env_cfg = dict(cfg.get("env_cfg", {}), dist_cfg=dict(backend="gloo"))
     if cfg.get("model_wrapper_cfg") is None:
-        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+        cfg.model_wrapper_cfg = dict(type="pc_kd.CpuDistributedDataParallel", broadcast_buffers=False,
                                      find_unused_parameters=cfg.get("find_unused_parameters", False))
 
 
