@@ -166,6 +166,29 @@ def dist_train_usage(tmp_path):
     return out
 
 
+def shard_format(tmp_path):
+    code, out = _python_tool("fuse_features.py", "configs/pointdc/pointdc_spconv-unet_tinysegnet_synthetic-indoor.py",
+                             "--shard", "2/2")
+    assert code == 2 and "Traceback" not in out and "usage: fuse_features.py" in out
+    return out
+
+
+def manifest_verify(tmp_path):
+    code, out = _python_tool("make_superpoints.py", "configs/supervised/supervised_spconv-unet_none_synthetic-indoor.py",
+                             "--out", str(tmp_path / "sp"), "--verify", "--cfg-options",
+                             f"train_dataloader.dataset.data_root={tmp_path / 'rooms'}",
+                             "train_dataloader.dataset.num_scenes=1", "train_dataloader.dataset.num_points=500",
+                             "train_dataloader.dataset.num_views=1")
+    assert code == 1 and "1 missing (no file or never recorded as finished): scene" in out
+    return out
+
+
+def sync_bn_value(tmp_path):
+    code, out = _python_tool("train.py", LIDAR_CONFIG, "--work-dir", str(tmp_path), "--cfg-options", "sync_bn=mmcv")
+    assert code == 1 and "Traceback" not in out
+    return out
+
+
 TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
             if callable(fn) and getattr(fn, "__module__", None) == __name__ and not name.startswith(("_", "test"))}
 

@@ -52,6 +52,7 @@ def prepare(cfg, teacher_iters=None):
     """Teacher weights (trained once on its own rooms), fused targets and super-points of both splits."""
     from pc_kd.engine.teacher_training import train_image_teacher
     from pc_kd.projection import fuse_dataset
+    from pc_kd.projection.fusion import fusion_fingerprint
     from pc_kd.voxel import write_superpoints
 
     teacher_cfg = cfg.fusion.teacher
@@ -70,7 +71,8 @@ def prepare(cfg, teacher_iters=None):
     for split in ("train", "val"):
         dataset = build("DATASETS", dict(cfg[f"{split}_dataloader"].dataset, pipeline=[]))
         infos = [dataset.get_data_info(i) for i in range(len(dataset))]
-        result = fuse_dataset(teacher, infos, cfg.fusion.out_dir, desc=f"fusing {split}", **options)
+        result = fuse_dataset(teacher, infos, cfg.fusion.out_dir, desc=f"fusing {split}",
+                              fingerprint=fusion_fingerprint(teacher_cfg, options), **options)
         print_log(f"fused {split}: coverage: {result['coverage'] * 100:.1f} % of the points seen by >= 1 frame",
                   "current")
         jobs = [(Path(i["lidar_path"]).stem, i["lidar_path"], i["num_pts_feats"]) for i in infos]

@@ -1,17 +1,19 @@
 """Fuse a frozen 2D teacher's features into every scene's points, once, offline.
 
     python tools/fuse_features.py CONFIG [--split train] [--out DIR] [--shard i/n] [--device cuda]
-        [--on-missing fail|skip]
+        [--on-missing fail|skip] [--verify]
 
 The config's ``fusion`` dict names the teacher and the options of ``pc_kd.projection.fuse_scene``
 (``teacher``, ``frame_step``, ``border``, ``visibility``, ``depth_tol``, ``zbuffer_radius``, ``batch_frames``,
 ``out_dir``). Each scene becomes ``<out>/<points file stem>.npz`` with ``feats`` (float16 ``[N, C]``) and
-``count`` (int32 ``[N]``), written atomically; finished scenes are skipped (resume by re-running), ``--shard
-i/n`` (or RANK / WORLD_SIZE under torchrun) takes every n-th scene. Ends with the coverage: the share of
-points seen by at least one frame.
+``count`` (int32 ``[N]``), written atomically and recorded in ``<out>/manifest/`` (file, size, sha256, teacher /
+config fingerprint). Scenes recorded with this teacher and config are skipped (resume by re-running);
+``--shard i/n`` (or RANK / WORLD_SIZE under torchrun, SLURM_PROCID / SLURM_NTASKS under srun) takes every n-th
+scene. ``--verify`` lists the split's missing, corrupt and stale scenes and exits 1 if there are any. Ends with
+the coverage: the share of points seen by at least one frame.
 """
 import argparse
-import os
+import sys
 from pathlib import Path
 
 import torch
@@ -38,18 +40,10 @@ def build_dataset(cfg, split):
     return DATASETS.build(ds_cfg)
 
 
-def parse_shard(text):
-    if text:
-        i, n = (int(v) for v in text.split("/"))
-    else:
-        i, n = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if not 0 <= i < n:
-        raise ValueError(f"--shard must be i/n with 0 <= i < n, got {text}")
-    return i, n
-
-
 def main(argv=None):
     from pc_kd.projection import fuse_dataset
+    from pc_kd.projection.fusion import fusion_fingerprint
+    from pc_kd.utils.manifest import parse_shard, verify_scenes, verify_summary
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a distillation config with a fusion dict (teacher, frame_step, ...)")
@@ -59,19 +53,31 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="torch device for the teacher (default: cuda if available)")
     parser.add_argument("--on-missing", default="fail", choices=["fail", "skip"],
                         help="a scene without readable frames or poses: stop (fail) or log and go on (skip)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every scene of the split against the manifest (no fusion); exit 1 on problems")
     add_config_options(parser)
     args = parser.parse_args(argv)
+    try:
+        shard, shards = parse_shard(args.shard)
+    except ValueError as err:
+        parser.error(str(err))
     cfg = load_checked_config(args.config, args.cfg_options)
     if "fusion" not in cfg:
         raise KeyError(f"config {args.config} has no 'fusion' dict (teacher, frame_step, ...)")
     options = {k: v for k, v in cfg.fusion.items() if k not in ("teacher", "out_dir")}
     out = Path(args.out or cfg.fusion.get("out_dir", "fused"))
-    teacher = build_teacher(cfg).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dataset = build_dataset(cfg, args.split)
-    shard, shards = parse_shard(args.shard)
+    fingerprint = fusion_fingerprint(cfg.fusion["teacher"], options)
+    if args.verify:
+        scenes = [Path(dataset.get_data_info(i)["lidar_path"]).stem for i in range(len(dataset))]
+        report = verify_scenes(out, scenes, ".npz", fingerprint)
+        print(verify_summary(report, out))
+        return sys.exit(0 if len(report["ok"]) == len(scenes) else 1)
+    teacher = build_teacher(cfg).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     infos = [dataset.get_data_info(i) for i in range(shard, len(dataset), shards)]
     result = fuse_dataset(teacher, infos, out, on_missing=args.on_missing, device=args.device,
-                          desc=f"fusing shard {shard}/{shards}", **options)
+                          desc=f"fusing shard {shard}/{shards}", fingerprint=fingerprint, shard=(shard, shards),
+                          **options)
     written, missing = result["written"], result["missing"]
     print(f"fused {written} scenes, {result['skipped']} already there, {len(missing)} skipped for missing frames "
           f"{missing if missing else ''}in {result['seconds']:.1f} s ({written / max(result['seconds'], 1e-9):.2f} "

@@ -2,7 +2,7 @@
 import logging
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -98,31 +98,49 @@ def fuse_scene(teacher: torch.nn.Module, points: torch.Tensor, frames: List[dict
     return mean.half().cpu(), count.int().cpu()
 
 
+def fusion_fingerprint(teacher_cfg, options: dict) -> str:
+    """What decides a fused file's content: the teacher's config, the checksum of its weights file
+    (``pretrained``) when there is one, and the fusion options; recorded in the manifest, so files made with
+    another teacher or config are redone, and ``--verify`` calls them stale."""
+    from pc_kd.utils.manifest import file_sha256, fingerprint
+
+    teacher = teacher_cfg.to_dict() if hasattr(teacher_cfg, "to_dict") else teacher_cfg
+    weights = teacher.get("pretrained") if isinstance(teacher, dict) else None
+    if weights and Path(weights).is_file():
+        teacher = dict(teacher, pretrained_sha256=file_sha256(weights))
+    return fingerprint(dict(teacher=teacher, **options))
+
+
 def fuse_dataset(teacher: torch.nn.Module, infos: List[dict], out_dir, *, on_missing: str = "fail",
-                 device: Optional[str] = None, desc: str = "fusing", **options) -> dict:
+                 device: Optional[str] = None, desc: str = "fusing", fingerprint: Optional[str] = None,
+                 shard: Tuple[int, int] = (0, 1), **options) -> dict:
     """Fuse the teacher's features into every scene of ``infos`` (data infos with ``lidar_path``,
     ``num_pts_feats`` and posed ``images``): ``<out_dir>/<points file stem>.npz`` with ``feats`` (float16
-    ``[N, C]``) and ``count`` (int32 ``[N]``), written atomically. Scenes whose file exists are skipped (resume
-    by calling again); a scene whose frames cannot be read raises (``on_missing='fail'``) or is logged and
-    left out (``'skip'``). ``options`` go to :func:`fuse_scene`.
+    ``[N, C]``) and ``count`` (int32 ``[N]``), written atomically and byte-reproducibly, each recorded in the
+    manifest of ``out_dir`` (:class:`pc_kd.utils.manifest.SceneManifest`, as process ``shard`` = (i, n), with
+    ``fingerprint``, default: the teacher's class and ``options``). Scenes recorded with the same fingerprint
+    whose file is intact are skipped (resume by calling again); a scene whose frames cannot be read raises
+    (``on_missing='fail'``) or is logged and left out (``'skip'``). ``options`` go to :func:`fuse_scene`.
 
     Returns ``dict(written, skipped, missing [scene names], coverage, seconds)``, coverage being the share of
     points seen by at least one frame.
     """
     from tqdm import tqdm
 
-    from pc_kd.utils.io import atomic_write, read_bin
+    from pc_kd.utils.io import read_bin, save_npz_reproducible
+    from pc_kd.utils.manifest import SceneManifest
 
     if on_missing not in ("fail", "skip"):
         raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    manifest = SceneManifest(out, fingerprint or fusion_fingerprint(type(teacher).__name__, options), shard)
     written, skipped, missing, seen, total = 0, 0, [], 0, 0
     start = time.perf_counter()
     for info in tqdm(infos, desc=desc, unit="scene"):
         scene = Path(info["lidar_path"]).stem
         target = out / f"{scene}.npz"
-        if target.exists():
+        if manifest.is_done(scene, target.name):
             count = np.load(target)["count"]
             skipped += 1
         else:
@@ -137,9 +155,8 @@ def fuse_dataset(teacher: torch.nn.Module, infos: List[dict], out_dir, *, on_mis
                 missing.append(scene)
                 continue
             count = count.numpy()
-            with atomic_write(target) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, feats=feats.numpy(), count=count)
+            save_npz_reproducible(target, feats=feats.numpy(), count=count)
+            manifest.record(scene, target.name)
             written += 1
         seen += int((count > 0).sum())
         total += len(count)

@@ -59,6 +59,22 @@ def dump_pickle_atomic(obj, path: PathLike) -> Path:
     return Path(path)
 
 
+def save_npz_reproducible(path: PathLike, **arrays: np.ndarray) -> Path:
+    """``np.savez`` (uncompressed, ``np.load`` reads it), atomically, with every member dated 1980-01-01 instead of
+    the writing time, so the same arrays always give the same bytes (checksums in a manifest compare across runs
+    and machines)."""
+    import zipfile
+
+    with atomic_write(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                member.external_attr = 0o644 << 16
+                with archive.open(member, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return Path(path)
+
+
 def load_pickle(path: PathLike, what: str = "info file"):
     path = require_file(path, what)
     try:

@@ -1,7 +1,8 @@
 """One super-point label file per scene: ``<out>/<points file stem>.npy`` (int64 ``[N]``, aligned with the points
-file), written atomically; scenes whose file exists are skipped, so an interrupted run resumes."""
+file), written atomically and recorded in the manifest of ``<out>`` (:mod:`pc_kd.utils.manifest`); scenes recorded
+with the same source and parameters are skipped, so an interrupted or sharded run resumes."""
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -44,12 +45,21 @@ def superpoint_labels(points: np.ndarray, name: str, source: str = "vccs", voxel
     raise ValueError(f"unknown super-point source {source!r}; expected one of {SOURCES}")
 
 
+def superpoint_fingerprint(options: dict) -> str:
+    """The source and its parameters (``superpoint_labels``' keyword arguments, defaults filled in)."""
+    import inspect
+
+    from pc_kd.utils.manifest import fingerprint
+
+    defaults = {k: p.default for k, p in inspect.signature(superpoint_labels).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return fingerprint(dict(defaults, **options))
+
+
 def write_scene_superpoints(job: Tuple[str, str, int], out_dir: str, options: dict) -> str:
-    """``job = (scene name, points file, values per point)``: write its label file; 'written' or 'skipped'."""
+    """``job = (scene name, points file, values per point)``: write its label file; returns 'written'."""
     name, path, dims = job
     target = Path(out_dir) / f"{name}.npy"
-    if target.exists():
-        return "skipped"
     points = check_finite_points(read_bin(path, np.float32, dims, what="points file"), f"points file {path}")
     labels = superpoint_labels(points, name, **options)
     with atomic_write(target) as tmp:
@@ -58,17 +68,27 @@ def write_scene_superpoints(job: Tuple[str, str, int], out_dir: str, options: di
     return "written"
 
 
-def write_superpoints(jobs: Sequence[Tuple[str, str, int]], out_dir: str, workers: int = 1, **options) -> List[str]:
+def write_superpoints(jobs: Sequence[Tuple[str, str, int]], out_dir: str, workers: int = 1,
+                      shard: Tuple[int, int] = (0, 1), **options) -> List[str]:
     """Write the label file of every scene in ``jobs`` (see :func:`write_scene_superpoints`) with ``workers``
-    processes and a progress bar; ``options`` go to :func:`superpoint_labels`. Returns the outcomes, one per
-    scene ("written" ones first, then "skipped")."""
+    processes and a progress bar, recording each in the manifest of ``out_dir`` as process ``shard`` = (i, n) of
+    a sharded run; ``options`` go to :func:`superpoint_labels`. Returns the outcomes, one per scene ("written"
+    ones first, then "skipped": recorded with the same options and intact)."""
+    from pc_kd.utils.manifest import SceneManifest
+
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    todo = [job for job in jobs if not (Path(out_dir) / f"{job[0]}.npy").exists()]
+    manifest = SceneManifest(out_dir, superpoint_fingerprint(options), shard)
+    todo = [job for job in jobs if not manifest.is_done(job[0], f"{job[0]}.npy")]
+    done = []
     if workers <= 1 or len(todo) <= 1:
-        done = [write_scene_superpoints(job, out_dir, options) for job in tqdm(todo, desc="super-points")]
+        for job in tqdm(todo, desc="super-points"):
+            done.append(write_scene_superpoints(job, out_dir, options))
+            manifest.record(job[0], f"{job[0]}.npy")
     else:
         # spawn, not fork: a forked child of a process whose OpenMP / numba threads already ran can hang
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(write_scene_superpoints, job, out_dir, options) for job in todo]
-            done = [f.result() for f in tqdm(futures, desc="super-points")]
+            futures = {pool.submit(write_scene_superpoints, job, out_dir, options): job for job in todo}
+            for future in tqdm(as_completed(futures), total=len(futures), desc="super-points"):
+                done.append(future.result())
+                manifest.record(futures[future][0], f"{futures[future][0]}.npy")
     return done + ["skipped"] * (len(jobs) - len(todo))
