@@ -112,6 +112,11 @@ def test_reduce_and_gather_back():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(points=torch.zeros(0, 3)), "empty"),
     (dict(points=torch.tensor([[0.0, float("nan"), 0.0]])), "1 points have NaN or inf"),
+    # with a range: the dense CPU path (its own count) and the sorting path (a voxel cap) say the same
+    (dict(points=torch.tensor([[0.0, float("nan"), 0.0], [float("inf"), 0.0, 0.0], [0.5, 0.5, 0.5]]),
+          point_range=(0, 0, 0, 1, 1, 1)), "2 points have NaN or inf"),
+    (dict(points=torch.tensor([[0.0, float("nan"), 0.0], [float("inf"), 0.0, 0.0], [0.5, 0.5, 0.5]]),
+          point_range=(0, 0, 0, 1, 1, 1), max_voxels=5), "2 points have NaN or inf"),
     (dict(voxel_size=0.0), "voxel_size must be positive"),
     (dict(voxel_size=(0.1, 0.1)), "voxel_size must be positive"),
     (dict(point_range=(0, 0, 0, 1, 1)), "point_range must be"),
@@ -122,3 +127,27 @@ def test_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         voxelize(args.pop("points"), args.pop("voxel_size"), **args)
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "hard"])
+@pytest.mark.parametrize("point_range", [None, (-2.0, -1.5, -1.0, 3.1, 2.9, 2.2)])
+def test_dense_cpu_path_equals_the_sorting_path(mode, point_range):
+    """On CPU a grid of at most 8 cells per point is grouped through a dense cell table (no sort); max_voxels
+    larger than the voxel count takes the sorting path, which must give the very same tensors."""
+    from pc_kd.voxel.voxelize import _use_dense
+
+    _, points, batch = _clouds((301, 1, 77, 0, 250), seed=4)  # cloud 3 is empty
+    kwargs = dict(point_range=point_range, mode=mode, batch_index=batch, batch_size=5,
+                  max_points_per_voxel=3 if mode == "hard" else None)
+    dense = voxelize(points, SIZE, **kwargs)
+    num_keys = 5 * int(np.prod(dense.spatial_shape))
+    assert _use_dense(points, num_keys, None)  # so the first call took the dense path
+    sorting = voxelize(points, SIZE, max_voxels=10**9, **kwargs)
+    for name, a, b in zip(dense._fields, dense, sorting):
+        if isinstance(a, torch.Tensor):
+            assert a.dtype == b.dtype and torch.equal(a, b), name
+        else:
+            assert a == b, name
+    # points outside the range or beyond a voxel's 3 are dropped (-1); otherwise every point is kept
+    assert bool((dense.point2voxel == -1).any()) == (point_range is not None or mode == "hard")
+    assert dense.num_points.max() <= (3 if mode == "hard" else len(points))

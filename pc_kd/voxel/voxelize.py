@@ -7,6 +7,8 @@ the same output.
 """
 from typing import NamedTuple, Optional, Sequence, Union
 
+import numba
+import numpy as np
 import torch
 
 from pc_kd.ops.scatter import scatter_reduce_points
@@ -51,9 +53,6 @@ def _check(points, voxel_size, point_range, mode, max_points_per_voxel, max_voxe
         raise ValueError(f"voxelize: points must be [N, 3 + F], got {tuple(points.shape)}")
     if points.shape[0] == 0:
         raise ValueError("voxelize: empty point cloud")
-    if not torch.isfinite(points[:, :3]).all():
-        bad = int((~torch.isfinite(points[:, :3]).all(1)).sum())
-        raise ValueError(f"voxelize: {bad} points have NaN or inf coordinates; drop them first")
     size = torch.as_tensor(voxel_size, dtype=torch.float64).flatten()
     if size.numel() not in (1, 3) or (size <= 0).any():
         raise ValueError(f"voxelize: voxel_size must be positive, one value or (dx, dy, dz); got {voxel_size}")
@@ -68,6 +67,11 @@ def _check(points, voxel_size, point_range, mode, max_points_per_voxel, max_voxe
         raise ValueError("voxelize: hard mode needs max_points_per_voxel >= 1")
     if max_voxels is not None and max_voxels < 1:
         raise ValueError(f"voxelize: max_voxels must be >= 1, got {max_voxels}")
+
+
+def _refuse_non_finite(bad: int) -> None:
+    if bad:
+        raise ValueError(f"voxelize: {bad} points have NaN or inf coordinates; drop them first")
 
 
 def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
@@ -94,20 +98,31 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
     _check(points, voxel_size, point_range, mode, max_points_per_voxel, max_voxels)
     device = points.device
     n = points.shape[0]
-    xyz = points[:, :3].double()
-    size = torch.as_tensor(voxel_size, dtype=torch.float64, device=device).flatten().expand(3)
+    size = torch.as_tensor(voxel_size, dtype=torch.float64, device=device).flatten().expand(3).contiguous()
     if batch_index is None:
         batch_index = torch.zeros(n, dtype=torch.long, device=device)
     if batch_index.shape != (n,):
         raise ValueError(f"voxelize: batch_index must be [N] = [{n}], got {tuple(batch_index.shape)}")
     batch_size = int(batch_index.max()) + 1 if batch_size is None else batch_size
+    xyz = None
     if point_range is not None:
         pr = torch.as_tensor(point_range, dtype=torch.float64, device=device).flatten()
         origin = pr[:3].expand(batch_size, 3).clone()
         shape = torch.round((pr[3:] - pr[:3]) / size).long()
+        num_keys = batch_size * int(shape.prod())
+        if _use_dense(points, num_keys, max_voxels):
+            table = np.full(num_keys, -1, np.int32)  # voxel rows fit in int32; half the memory of int64
+            key, bad = _dense_keys(points.numpy(), batch_index.numpy(), pr[:3].numpy(), size.numpy(), shape.numpy(),
+                                   table)
+            _refuse_non_finite(bad)
+            return _voxelize_dense(points, key, table, shape, origin, batch_size, mode, max_points_per_voxel)
+        _refuse_non_finite(int((~torch.isfinite(points[:, :3]).all(1)).sum()))
+        xyz = points[:, :3].double()
         grid = torch.floor((xyz - pr[:3]) / size).long()
         keep = ((grid >= 0) & (grid < shape)).all(1)
     else:
+        _refuse_non_finite(int((~torch.isfinite(points[:, :3]).all(1)).sum()))
+        xyz = points[:, :3].double()
         origin = torch.full((batch_size, 3), float("inf"), dtype=torch.float64, device=device)
         origin.scatter_reduce_(0, batch_index[:, None].expand(-1, 3), xyz, reduce="amin")
         grid = torch.floor((xyz - origin[batch_index]) / size).long()
@@ -116,6 +131,11 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
     # key in (batch, z, y, x) row-major order
     key = ((batch_index * shape[2] + grid[:, 2]) * shape[1] + grid[:, 1]) * shape[0] + grid[:, 0]
     key = torch.where(keep, key, torch.full_like(key, -1))
+    num_keys = batch_size * int(shape.prod())
+    if _use_dense(points, num_keys, max_voxels):
+        key, table = key.numpy(), np.full(num_keys, -1, np.int32)
+        table[key[key >= 0]] = 0
+        return _voxelize_dense(points, key, table, shape, origin, batch_size, mode, max_points_per_voxel)
     point2voxel, unique = _group(key, keep, max_voxels, deterministic)
     m = len(unique)
     x = unique % shape[0]
@@ -132,6 +152,93 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
     num_points = torch.bincount(point2voxel[point2voxel >= 0], minlength=m)
     return Voxels(coords, batch, point2voxel, num_points, tuple(int(s) for s in shape), origin.to(points.dtype),
                   batch_size, voxels)
+
+
+def _use_dense(points, num_keys, max_voxels) -> bool:
+    """CPU, float32/64 points without gradient, no voxel cap, and a grid of at most 8 cells per point (1M points
+    of a room at 5 cm: 2.4M cells): passes over the points and over a dense cell table replace the sorts, with the
+    same output as the sorting path."""
+    return (points.device.type == "cpu" and max_voxels is None and not points.requires_grad
+            and points.dtype in (torch.float32, torch.float64) and num_keys <= max(8 * len(points), 1 << 16))
+
+
+@numba.njit(cache=True)
+def _dense_keys(points, batch_index, low, size, shape, table):
+    """The sorting path's keys in one pass: ``floor((xyz - low) / size)`` in float64, -1 outside the grid, else
+    ``((b Z + z) Y + y) X + x``, each key's cell of ``table`` set to 0 (occupied); and the number of points with a
+    NaN / inf coordinate."""
+    n = points.shape[0]
+    key = np.empty(n, np.int64)
+    bad = 0
+    for i in range(n):
+        gx = np.floor((np.float64(points[i, 0]) - low[0]) / size[0])
+        gy = np.floor((np.float64(points[i, 1]) - low[1]) / size[1])
+        gz = np.floor((np.float64(points[i, 2]) - low[2]) / size[2])
+        if not (np.isfinite(gx) and np.isfinite(gy) and np.isfinite(gz)):
+            bad += 1
+            key[i] = -1
+        elif gx < 0 or gy < 0 or gz < 0 or gx >= shape[0] or gy >= shape[1] or gz >= shape[2]:
+            key[i] = -1
+        else:
+            key[i] = ((batch_index[i] * shape[2] + np.int64(gz)) * shape[1] + np.int64(gy)) * shape[0] + np.int64(gx)
+            table[key[i]] = 0
+    return key, bad
+
+
+@numba.njit(cache=True)
+def _dense_group(key, table):
+    """Voxel row of each point (rows in increasing key order, -1 for key -1) and the key of each row; ``table``
+    (one entry per key, 0 where occupied, else -1) becomes the row of each occupied key."""
+    n, num_keys = key.shape[0], table.shape[0]
+    m = 0
+    for c in range(num_keys):
+        if table[c] == 0:
+            table[c] = m
+            m += 1
+    unique = np.empty(m, np.int64)
+    point2voxel = np.full(n, -1, np.int64)
+    for c in range(num_keys):
+        if table[c] >= 0:
+            unique[table[c]] = c
+    for i in range(n):
+        if key[i] >= 0:
+            point2voxel[i] = table[key[i]]
+    return point2voxel, unique
+
+
+@numba.njit(cache=True)
+def _dense_fill(point2voxel, num_voxels, max_points, points, voxels):
+    """Copy the first ``max_points`` points of each voxel (input order) into ``voxels [M, max_points, F]``; the
+    others get voxel -1 (in place); returns the points per voxel."""
+    counts = np.zeros(num_voxels, np.int64)
+    for i in range(point2voxel.shape[0]):
+        v = point2voxel[i]
+        if v < 0:
+            continue
+        slot = counts[v]
+        if slot >= max_points:
+            point2voxel[i] = -1
+            continue
+        for f in range(points.shape[1]):  # element by element: 2-3x faster than a slice assignment in numba
+            voxels[v, slot, f] = points[i, f]
+        counts[v] = slot + 1
+    return counts
+
+
+def _voxelize_dense(points, key, table, shape, origin, batch_size, mode, max_points_per_voxel):
+    point2voxel, unique = _dense_group(key, table)
+    m = len(unique)
+    voxels = None
+    if mode == "hard":
+        voxels = points.new_zeros(m, max_points_per_voxel, points.shape[1])
+        counts = torch.from_numpy(_dense_fill(point2voxel, m, max_points_per_voxel, points.numpy(), voxels.numpy()))
+    else:
+        counts = torch.bincount(torch.from_numpy(point2voxel[point2voxel >= 0]), minlength=m)
+    unique = torch.from_numpy(unique)
+    x, y, z = unique % shape[0], (unique // shape[0]) % shape[1], (unique // (shape[0] * shape[1])) % shape[2]
+    batch = unique // (shape[0] * shape[1] * shape[2])
+    return Voxels(torch.stack([x, y, z], 1).int(), batch, torch.from_numpy(point2voxel), counts,
+                  tuple(int(s) for s in shape), origin.to(points.dtype), batch_size, voxels)
 
 
 def _group(key, keep, max_voxels, deterministic):
