@@ -54,7 +54,7 @@ def test_two_processes_train_resume_and_evaluate_as_one(rooms, tmp_path):
     log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work),
                 *_options(rooms, 1, "sync_bn=torch")], _env(PORT=str(_free_port())))
     assert (work / "epoch_1.pth").is_file()
-    assert log.count("SyncBN: ") == 2 and "BatchNorm layers share their batch statistics across the 2" in log
+    assert "BatchNorm layers share their batch statistics across the 2 processes" in log  # rank 0 logs it
     assert log.count("Saving checkpoint at 1 epochs") == 1, log[-3000:]  # rank 0 only
     assert "Distributed training: True" in next(work.glob("*/*.log")).read_text()
 

@@ -14,12 +14,25 @@ from pc_kd.registry import MODEL_WRAPPERS
 from .config_checks import ConfigError
 
 
-def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum over the processes; the gradient flows back to every process's input (the sum's gradient is the sum of
-    the processes' gradients)."""
-    from torch.distributed.nn.functional import all_reduce
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the processes; the gradient of every process's input is the sum of the processes' output
+    gradients (each process's loss depends on the sum)."""
 
-    return all_reduce(x, op=dist.ReduceOp.SUM)
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(x)
 
 
 class ProcessGroupBatchNorm(nn.modules.batchnorm._BatchNorm):
