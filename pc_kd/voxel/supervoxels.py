@@ -58,9 +58,11 @@ def voxel_adjacency(coords: np.ndarray, xyz: np.ndarray = None, k: int = 0, max_
         dist, nn = cKDTree(xyz).query(xyz, k=min(k + 1, len(xyz)), distance_upper_bound=max_dist, workers=-1)
         ok = np.isfinite(dist) & (nn != np.arange(len(xyz))[:, None]) & (nn < len(xyz))
         src, dst = np.nonzero(ok)[0], nn[ok]
-        edges = np.unique(np.concatenate([np.stack([rows, cols], 1), np.stack([src, dst], 1),
-                                          np.stack([dst, src], 1)]), axis=0)
-        rows, cols = edges[:, 0], edges[:, 1]
+        # unique (row, col) pairs in (row, col) order through one int64 key: np.unique(axis=0) sorts structured
+        # rows, 5x slower (9 of 17 s of a 2.5M-point scene)
+        m = len(coords)
+        edges = np.unique(np.concatenate([rows * m + cols, src * m + dst, dst * m + src]))
+        rows, cols = np.divmod(edges, m)
     indptr = np.zeros(len(coords) + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=len(coords)), out=indptr[1:])
     return indptr, cols.astype(np.int64)
