@@ -104,7 +104,7 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
     if batch_index.shape != (n,):
         raise ValueError(f"voxelize: batch_index must be [N] = [{n}], got {tuple(batch_index.shape)}")
     batch_size = int(batch_index.max()) + 1 if batch_size is None else batch_size
-    xyz = None
+    dense = None  # (keys, occupancy table) when the dense CPU path groups the points (see _use_dense)
     if point_range is not None:
         pr = torch.as_tensor(point_range, dtype=torch.float64, device=device).flatten()
         origin = pr[:3].expand(batch_size, 3).clone()
@@ -115,41 +115,49 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
             key, bad = _dense_keys(points.numpy(), batch_index.numpy(), pr[:3].numpy(), size.numpy(), shape.numpy(),
                                    table)
             _refuse_non_finite(bad)
-            return _voxelize_dense(points, key, table, shape, origin, batch_size, mode, max_points_per_voxel)
+            dense = (key, table)
+    if dense is None:
         _refuse_non_finite(int((~torch.isfinite(points[:, :3]).all(1)).sum()))
         xyz = points[:, :3].double()
-        grid = torch.floor((xyz - pr[:3]) / size).long()
-        keep = ((grid >= 0) & (grid < shape)).all(1)
+        if point_range is not None:
+            grid = torch.floor((xyz - pr[:3]) / size).long()
+            keep = ((grid >= 0) & (grid < shape)).all(1)
+        else:
+            origin = torch.full((batch_size, 3), float("inf"), dtype=torch.float64, device=device)
+            origin.scatter_reduce_(0, batch_index[:, None].expand(-1, 3), xyz, reduce="amin")
+            grid = torch.floor((xyz - origin[batch_index]) / size).long()
+            shape = grid.max(0).values + 1
+            keep = torch.ones(n, dtype=torch.bool, device=device)
+        # key in (batch, z, y, x) row-major order
+        key = ((batch_index * shape[2] + grid[:, 2]) * shape[1] + grid[:, 1]) * shape[0] + grid[:, 0]
+        key = torch.where(keep, key, torch.full_like(key, -1))
+        num_keys = batch_size * int(shape.prod())
+        if _use_dense(points, num_keys, max_voxels):  # a grid spanned by the points themselves
+            key, table = key.numpy(), np.full(num_keys, -1, np.int32)
+            table[key[key >= 0]] = 0
+            dense = (key, table)
+    if dense is not None:
+        point2voxel, unique = (torch.from_numpy(a) for a in _dense_group(*dense))
     else:
-        _refuse_non_finite(int((~torch.isfinite(points[:, :3]).all(1)).sum()))
-        xyz = points[:, :3].double()
-        origin = torch.full((batch_size, 3), float("inf"), dtype=torch.float64, device=device)
-        origin.scatter_reduce_(0, batch_index[:, None].expand(-1, 3), xyz, reduce="amin")
-        grid = torch.floor((xyz - origin[batch_index]) / size).long()
-        shape = grid.max(0).values + 1
-        keep = torch.ones(n, dtype=torch.bool, device=device)
-    # key in (batch, z, y, x) row-major order
-    key = ((batch_index * shape[2] + grid[:, 2]) * shape[1] + grid[:, 1]) * shape[0] + grid[:, 0]
-    key = torch.where(keep, key, torch.full_like(key, -1))
-    num_keys = batch_size * int(shape.prod())
-    if _use_dense(points, num_keys, max_voxels):
-        key, table = key.numpy(), np.full(num_keys, -1, np.int32)
-        table[key[key >= 0]] = 0
-        return _voxelize_dense(points, key, table, shape, origin, batch_size, mode, max_points_per_voxel)
-    point2voxel, unique = _group(key, keep, max_voxels, deterministic)
+        point2voxel, unique = _group(key, keep, max_voxels, deterministic)
     m = len(unique)
     x = unique % shape[0]
     y = (unique // shape[0]) % shape[1]
     z = (unique // (shape[0] * shape[1])) % shape[2]
     batch = unique // (shape[0] * shape[1] * shape[2])
     coords = torch.stack([x, y, z], 1).int()
-    voxels = None
+    voxels, num_points = None, None
     if mode == "hard":
-        point2voxel, slot = _cap_points(point2voxel, m, max_points_per_voxel, deterministic)
         voxels = points.new_zeros(m, max_points_per_voxel, points.shape[1])
-        kept = point2voxel >= 0
-        voxels[point2voxel[kept], slot[kept]] = points[kept]
-    num_points = torch.bincount(point2voxel[point2voxel >= 0], minlength=m)
+        if dense is not None:  # caps point2voxel in place and counts the kept points
+            num_points = torch.from_numpy(_dense_fill(point2voxel.numpy(), m, max_points_per_voxel, points.numpy(),
+                                                      voxels.numpy()))
+        else:
+            point2voxel, slot = _cap_points(point2voxel, m, max_points_per_voxel, deterministic)
+            kept = point2voxel >= 0
+            voxels[point2voxel[kept], slot[kept]] = points[kept]
+    if num_points is None:
+        num_points = torch.bincount(point2voxel[point2voxel >= 0], minlength=m)
     return Voxels(coords, batch, point2voxel, num_points, tuple(int(s) for s in shape), origin.to(points.dtype),
                   batch_size, voxels)
 
@@ -223,22 +231,6 @@ def _dense_fill(point2voxel, num_voxels, max_points, points, voxels):
             voxels[v, slot, f] = points[i, f]
         counts[v] = slot + 1
     return counts
-
-
-def _voxelize_dense(points, key, table, shape, origin, batch_size, mode, max_points_per_voxel):
-    point2voxel, unique = _dense_group(key, table)
-    m = len(unique)
-    voxels = None
-    if mode == "hard":
-        voxels = points.new_zeros(m, max_points_per_voxel, points.shape[1])
-        counts = torch.from_numpy(_dense_fill(point2voxel, m, max_points_per_voxel, points.numpy(), voxels.numpy()))
-    else:
-        counts = torch.bincount(torch.from_numpy(point2voxel[point2voxel >= 0]), minlength=m)
-    unique = torch.from_numpy(unique)
-    x, y, z = unique % shape[0], (unique // shape[0]) % shape[1], (unique // (shape[0] * shape[1])) % shape[2]
-    batch = unique // (shape[0] * shape[1] * shape[2])
-    return Voxels(torch.stack([x, y, z], 1).int(), batch, torch.from_numpy(point2voxel), counts,
-                  tuple(int(s) for s in shape), origin.to(points.dtype), batch_size, voxels)
 
 
 def _group(key, keep, max_voxels, deterministic):
