@@ -39,7 +39,7 @@ def make_floor(rooms, points_per_room, seed=0):
     return np.concatenate(xyz), np.concatenate(rgb)
 
 
-def cameras(views, extent, feat_hw, image_hw, seed=0):
+def cameras(views, extent, image_hw, seed=0):
     """``lidar2img [V, 4, 4]`` of pinhole cameras at 1.5 m, random positions over the floor and headings."""
     g = np.random.default_rng(seed)
     H, W = image_hw
@@ -103,7 +103,7 @@ def main(argv=None):
     del labels
 
     feat_hw, image_hw = (60, 80), (240, 320)
-    lidar2img = cameras(args.views, hi[:2], feat_hw, image_hw)
+    lidar2img = cameras(args.views, hi[:2], image_hw)
     feats = torch.randn(args.views, args.channels, *feat_hw, generator=torch.Generator().manual_seed(0))
     xyz_t = torch.from_numpy(xyz)
 

@@ -43,24 +43,19 @@ def build_dataset(cfg, split):
 def main(argv=None):
     from pc_kd.projection import fuse_dataset
     from pc_kd.projection.fusion import fusion_fingerprint
-    from pc_kd.utils.manifest import parse_shard, verify_scenes, verify_summary
+    from pc_kd.utils.manifest import add_shard_options, report_verification, shard_from_args
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="a distillation config with a fusion dict (teacher, frame_step, ...)")
     parser.add_argument("--split", default="train", choices=["train", "val", "test"], help="which dataloader's scenes")
     parser.add_argument("--out", help="output folder (default: the config's fusion.out_dir)")
-    parser.add_argument("--shard", help="i/n: process every n-th scene starting at i")
     parser.add_argument("--device", default=None, help="torch device for the teacher (default: cuda if available)")
     parser.add_argument("--on-missing", default="fail", choices=["fail", "skip"],
                         help="a scene without readable frames or poses: stop (fail) or log and go on (skip)")
-    parser.add_argument("--verify", action="store_true",
-                        help="check every scene of the split against the manifest (no fusion); exit 1 on problems")
+    add_shard_options(parser)
     add_config_options(parser)
     args = parser.parse_args(argv)
-    try:
-        shard, shards = parse_shard(args.shard)
-    except ValueError as err:
-        parser.error(str(err))
+    shard, shards = shard_from_args(parser, args)
     cfg = load_checked_config(args.config, args.cfg_options)
     if "fusion" not in cfg:
         raise KeyError(f"config {args.config} has no 'fusion' dict (teacher, frame_step, ...)")
@@ -70,9 +65,7 @@ def main(argv=None):
     fingerprint = fusion_fingerprint(cfg.fusion["teacher"], options)
     if args.verify:
         scenes = [Path(dataset.get_data_info(i)["lidar_path"]).stem for i in range(len(dataset))]
-        report = verify_scenes(out, scenes, ".npz", fingerprint)
-        print(verify_summary(report, out))
-        return sys.exit(0 if len(report["ok"]) == len(scenes) else 1)
+        sys.exit(report_verification(out, scenes, ".npz", fingerprint))
     teacher = build_teacher(cfg).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     infos = [dataset.get_data_info(i) for i in range(shard, len(dataset), shards)]
     result = fuse_dataset(teacher, infos, out, on_missing=args.on_missing, device=args.device,

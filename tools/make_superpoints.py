@@ -35,7 +35,7 @@ def scene_jobs(cfg, split: str):
 
 
 def main(argv=None):
-    from pc_kd.utils.manifest import parse_shard, verify_scenes, verify_summary
+    from pc_kd.utils.manifest import add_shard_options, report_verification, shard_from_args
     from pc_kd.voxel import write_superpoints
     from pc_kd.voxel.superpoint_files import superpoint_fingerprint
 
@@ -53,20 +53,14 @@ def main(argv=None):
     parser.add_argument("--region-growing", action="store_true", help="merge large planar regions (S3DIS)")
     parser.add_argument("--segs-root", help="scannet_segs: the ScanNet scans/ folder")
     parser.add_argument("--segment-dir", help="file: folder of <scene>.npy|.bin segment files")
-    parser.add_argument("--shard", help="i/n: process every n-th scene starting at i")
-    parser.add_argument("--verify", action="store_true",
-                        help="check every scene of the split against the manifest (nothing computed); exit 1 on "
-                             "problems")
+    add_shard_options(parser)
     add_config_options(parser)
     args = parser.parse_args(argv)
     if args.source == "scannet_segs" and not args.segs_root:
         parser.error("--source scannet_segs needs --segs-root (the ScanNet scans/ folder)")
     if args.source == "file" and not args.segment_dir:
         parser.error("--source file needs --segment-dir")
-    try:
-        shard, shards = parse_shard(args.shard)
-    except ValueError as err:
-        parser.error(str(err))
+    shard, shards = shard_from_args(parser, args)
     cfg = load_checked_config(args.config, args.cfg_options)
     jobs = scene_jobs(cfg, args.split)
     out = args.out or cfg.get("superpoint_dir") or os.path.join(
@@ -74,9 +68,7 @@ def main(argv=None):
     options = dict(source=args.source, voxel_size=args.voxel_size, seed_size=args.seed_size,
                    region_growing=args.region_growing, segs_root=args.segs_root, segment_dir=args.segment_dir)
     if args.verify:
-        report = verify_scenes(out, [job[0] for job in jobs], ".npy", superpoint_fingerprint(options))
-        print(verify_summary(report, out))
-        return sys.exit(0 if len(report["ok"]) == len(jobs) else 1)
+        sys.exit(report_verification(out, [job[0] for job in jobs], ".npy", superpoint_fingerprint(options)))
     jobs = jobs[shard::shards]
     print(f"super-points ({args.source}) for {len(jobs)} scenes -> {out} ({args.workers} workers, shard "
           f"{shard}/{shards})")

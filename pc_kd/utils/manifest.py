@@ -141,3 +141,27 @@ def verify_summary(report: Mapping[str, List[str]], out_dir, limit: int = 20) ->
     if len(report["ok"]) < total:
         lines.append("  rerun the same command without --verify to redo them")
     return "\n".join(lines)
+
+
+def add_shard_options(parser) -> None:
+    """``--shard i/n`` and ``--verify`` of the preprocessing tools."""
+    parser.add_argument("--shard", help="i/n: process every n-th scene starting at i (default: RANK / WORLD_SIZE "
+                                        "under torchrun, SLURM_PROCID / SLURM_NTASKS under srun, else all)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every scene of the split against the manifest (nothing computed); exit 1 on "
+                             "problems")
+
+
+def shard_from_args(parser, args) -> Tuple[int, int]:
+    """The process's ``(i, n)``; a malformed ``--shard`` ends the tool with the parser's usage error."""
+    try:
+        return parse_shard(args.shard)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def report_verification(out_dir, scenes: List[str], suffix: str, fingerprint: str) -> int:
+    """Print :func:`verify_summary` of ``scenes`` and return the exit status: 0 when every scene is verified."""
+    report = verify_scenes(out_dir, scenes, suffix, fingerprint)
+    print(verify_summary(report, out_dir))
+    return 0 if len(report["ok"]) == len(scenes) else 1
