@@ -132,6 +132,8 @@ centroids = on_rank0(lambda: kmeans(torch.cat(pooled), 3, 20, seed=rank)[0])  # 
 alone_keys, alone_pooled = superpoint_features(Model(), Loader(dataset, range(5)))
 torch.save(dict(keys=keys, pooled=pooled, centroids=centroids, alone_keys=alone_keys, alone_pooled=alone_pooled,
                 alone_centroids=kmeans(torch.cat(alone_pooled), 3, 20, seed=0)[0]), f"{sys.argv[1]}/rank{rank}.pt")
+dist.barrier()
+dist.destroy_process_group()  # gloo's threads left running at exit can abort the interpreter
 '''
 
 
@@ -203,6 +205,8 @@ kinds = [type(m).__name__ for m in model.modules() if isinstance(m, nn.modules.b
 model(torch.randn(3 + rank, 3, 4, 4)).square().sum().backward()
 out["converted"] = dict(kinds=kinds, grad=model.module[0].weight.grad.clone())
 torch.save(out, f"{sys.argv[1]}/rank{rank}.pt")
+dist.barrier()
+dist.destroy_process_group()  # gloo's threads left running at exit can abort the interpreter
 '''
 
 
