@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One prepared GPU session: kernel tests compiled for CUDA (no interpreter), then the op benchmarks, a training
-# step of the nuScenes camera detector (LSS, 6 x 256 x 704, batch 4: peak memory, Triton vs twin bev_pool) and
-# the LiDAR -> camera distiller's losses and step on the GPU. Every part has its own time limit (a part that
+# One prepared GPU session: kernel tests compiled for CUDA (no interpreter) and AMP training steps, then the op
+# benchmarks, a training step of the nuScenes camera detector (LSS, 6 x 256 x 704, batch 4: peak memory, Triton
+# vs twin bev_pool) and the LiDAR -> camera distiller's losses and step on the GPU. Every part has its own time limit (a part that
 # runs over is interrupted with SIGINT, so its log ends with a traceback of where it was); logs and JSON go to
 # $OUT (default gpu_out/).
 # Needs torch with CUDA, triton, mmengine, a sparse-conv backend (spconv or spconv-triton), pc_kd importable
@@ -25,8 +25,8 @@ step() {  # step SECONDS LOG COMMAND...: run with a limit, append its output to 
 }
 { nvidia-smi -L; $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 'triton', triton.__version__, torch.cuda.get_device_name())"; } > "$out/env.log" 2>&1
-wanted tests && step 120 tests.log $PY -m pytest -q -p no:cacheprovider --maxfail=20 -rfs \
-    tests/test_backproject.py tests/test_bev_pool.py tests/test_scatter.py
+wanted tests && step 180 tests.log $PY -m pytest -q -p no:cacheprovider --maxfail=20 -rfs \
+    tests/test_backproject.py tests/test_bev_pool.py tests/test_scatter.py tests/test_mixed_precision.py
 cd benchmarks
 wanted backproject && step 60 bench.log $PY bench_backproject.py --device cuda --repeats 3 \
     --json "$out/backproject.json"

@@ -189,6 +189,13 @@ def sync_bn_value(tmp_path):
     return out
 
 
+def amp_needs_cuda(tmp_path):
+    code, out = _tool([sys.executable, str(ROOT / "tools" / "train.py"), LIDAR_CONFIG, "--amp", "--work-dir",
+                       str(tmp_path / "w")], env_extra={"CUDA_VISIBLE_DEVICES": ""})  # no GPU, on any machine
+    assert code == 1 and "Traceback" not in out and not (tmp_path / "w").exists()
+    return out
+
+
 TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
             if callable(fn) and getattr(fn, "__module__", None) == __name__ and not name.startswith(("_", "test"))}
 

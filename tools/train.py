@@ -1,14 +1,17 @@
 """Train a pc_kd model from an mmengine config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT | auto]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT | auto]] [--amp [float16|bfloat16]]
+        [--cfg-options k=v ...]
 
 ``--resume`` continues from the latest checkpoint of the work dir and stops with an error when there is none;
 ``--resume auto`` resumes when there is one and starts afresh otherwise (for jobs that a scheduler restarts);
-``--resume CHECKPOINT`` continues from that file.
+``--resume CHECKPOINT`` continues from that file. ``--amp`` trains in mixed precision on a CUDA GPU (float16
+unless bfloat16 is named; see pc_kd.engine.mixed_precision).
 """
 import argparse
 
-from pc_kd.engine import add_runner_args, build_runner, exit_on_user_error, load_config, resume_settings
+from pc_kd.engine import (AMP_DTYPES, add_runner_args, build_runner, enable_amp, exit_on_user_error, load_config,
+                          resume_settings)
 
 
 def main(argv=None):
@@ -17,13 +20,14 @@ def main(argv=None):
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT|auto",
                         help="continue training: alone, from the work dir's latest checkpoint (an error when there "
                              "is none); 'auto': from it when there is one, else from scratch; or from CHECKPOINT")
-    parser.add_argument("--amp", action="store_true", help="mixed-precision training (AmpOptimWrapper)")
+    parser.add_argument("--amp", nargs="?", const="float16", choices=AMP_DTYPES, default=None,
+                        help="mixed-precision training on a CUDA GPU (AmpOptimWrapper, dynamic loss scale); "
+                             "float16 unless bfloat16 is named")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     cfg = load_config(args)
     if args.amp:
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+        enable_amp(cfg, args.amp)
     resume, load_from = resume_settings(args.resume, cfg.work_dir)
     if resume:
         cfg.resume, cfg.load_from = True, load_from

@@ -3,6 +3,7 @@ from .checkpoint import (AtomicLocalBackend, CheckpointFileError, PortableHistor
                          load_local_checkpoint, safe_globals, setup_safe_checkpointing)
 from .clustering_hooks import ClusterCentroidsHook, ReclusterHook
 from .hooks import PortableCheckpointHook, PredictionPicturesHook, RandomStateHook, SavePredictionsHook
+from .mixed_precision import AMP_DTYPES, check_amp_option, enable_amp
 from .inference import point_features, predict_first_test_sample, superpoint_features
 from .config_checks import ConfigError, check_option_keys, load_checked_config
 from .runner import (PcKdRunner, add_runner_args, bare_model, build_runner, check_config_keys, exit_on_user_error,
@@ -16,4 +17,4 @@ __all__ = ["AtomicLocalBackend", "CheckpointFileError", "ConfigError", "check_op
            "RandomStateHook", "SavePredictionsHook", "point_features", "predict_first_test_sample",
            "superpoint_features", "add_runner_args", "bare_model", "build_runner", "check_config_keys",
            "load_config", "load_weights_strict", "CpuDistributedDataParallel", "ProcessGroupBatchNorm",
-           "to_process_group_batchnorm"]
+           "to_process_group_batchnorm", "AMP_DTYPES", "check_amp_option", "enable_amp"]

@@ -15,6 +15,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
 from .checkpoint import CheckpointFileError, check_state_dict_matches, load_local_checkpoint, setup_safe_checkpointing
 from .config_checks import ConfigError, add_config_options, check_config_keys, load_checked_config
+from .mixed_precision import check_amp_option
 from .sync_bn import check_sync_bn_option
 
 # records that go to the log file only: the environment, the whole config and the hook table (hundreds of lines
@@ -62,6 +63,7 @@ def build_runner(cfg: Config, filename: str) -> Runner:
         hooks.append(dict(type="pc_kd.PredictionPicturesHook", num_samples=int(cfg.val_pictures)))
     cfg.custom_hooks = hooks
     check_sync_bn_option(cfg.get("sync_bn"))
+    check_amp_option(cfg)
     if cfg.get("launcher", "none") != "none" and not torch.cuda.is_available():
         _cpu_distributed(cfg)
     if "visualizer" not in cfg:  # scalars to <work_dir>/<timestamp>/vis_data, and to TensorBoard when installed

@@ -71,8 +71,12 @@ def _backend():
 
 
 def _device_aware(cls):
-    """Subclass a spconv conv so that CPU inputs always run ConvAlgo.Native (see the module docstring)."""
+    """Subclass a spconv conv so that CPU inputs always run ConvAlgo.Native (see the module docstring), in
+    float32 when they come in another precision or under ``torch.autocast("cpu")``."""
+    import torch
     from spconv.core import ConvAlgo
+
+    cpu_dtypes = (torch.float32, torch.float64)
 
     class DeviceAwareConv(cls):
         def __init__(self, *args, **kwargs):
@@ -80,8 +84,17 @@ def _device_aware(cls):
             self._cuda_algo = self.algo
 
         def forward(self, input):  # noqa: A002 - spconv's argument name
-            self.algo = self._cuda_algo if input.features.is_cuda else ConvAlgo.Native
-            return super().forward(input)
+            if input.features.is_cuda:
+                self.algo = self._cuda_algo
+                return super().forward(input)
+            self.algo = ConvAlgo.Native
+            feats = input.features
+            if not torch.is_autocast_enabled("cpu") and feats.dtype in cpu_dtypes:
+                return super().forward(input)
+            # spconv's CPU path takes float32 / float64 only, and CPU autocast would reach the torch ops inside it:
+            # run it as autocast runs the ops it keeps in float32 (on CUDA, spconv casts to float16 itself)
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(input.replace_feature(feats if feats.dtype in cpu_dtypes else feats.float()))
 
     DeviceAwareConv.__name__ = DeviceAwareConv.__qualname__ = cls.__name__
     DeviceAwareConv.__module__ = __name__

@@ -13,8 +13,10 @@ def _scene_file(results, folder, suffix):
 
 @TRANSFORMS.register_module()
 class LoadFusedFeatures:
-    """Add ``teacher_feats [N, C]`` float32 and ``teacher_count [N]`` (views per point) from
-    ``<feature_dir>/<scene>.npz`` (its arrays ``feats`` and ``count``, as tools/fuse_features.py writes them)."""
+    """Add ``teacher_feats [N, C]`` and ``teacher_count [N]`` (views per point) from ``<feature_dir>/<scene>.npz``
+    (its arrays ``feats`` and ``count``, as tools/fuse_features.py writes them). The features keep the dtype they
+    are stored in (float16 from the tool): a worker holds, and a batch carries, half the bytes of a float32 copy;
+    the distiller casts each batch to float32 on its device."""
 
     def __init__(self, feature_dir: str):
         self.feature_dir = feature_dir
@@ -28,7 +30,10 @@ class LoadFusedFeatures:
         if len(feats) != n or len(count) != n:
             raise ValueError(f"fused feature file {path}: {len(feats)} feature rows for {n} points in "
                              f"{results['lidar_path']}; re-run tools/fuse_features.py for this scene")
-        results["teacher_feats"] = feats.astype(np.float32)
+        if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.floating):
+            raise ValueError(f"fused feature file {path}: 'feats' must be a floating-point [N, C] array, got "
+                             f"{feats.dtype} {feats.shape}; re-run tools/fuse_features.py for this scene")
+        results["teacher_feats"] = feats
         results["teacher_count"] = count.astype(np.int64)
         return results
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from pc_kd.ops import BEVGrid, bev_pool
 from pc_kd.registry import MODELS
+from pc_kd.utils.precision import float32_loss
 
 
 def _conv(cin, cout, stride=1):
@@ -147,6 +148,7 @@ class LSSTransform(nn.Module):
         ok = torch.isfinite(d) & (bins >= 0) & (bins < self.num_bins)
         return torch.where(ok, bins, torch.full_like(bins, -1)).long()
 
+    @float32_loss
     def depth_loss(self, depth: torch.Tensor, depth_maps: torch.Tensor) -> torch.Tensor:
         target = self.depth_targets(depth_maps)
         pred = depth.permute(0, 1, 3, 4, 2)[target >= 0]  # [P, D]

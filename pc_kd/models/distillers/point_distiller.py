@@ -16,6 +16,7 @@ from mmengine.structures import BaseDataElement
 
 from pc_kd.heads.clustering import assign_clusters, segment_fill
 from pc_kd.registry import MODELS
+from pc_kd.utils.precision import to_float32
 
 
 @MODELS.register_module()
@@ -105,7 +106,8 @@ class PointFeatureDistiller(BaseModel):
             if "teacher_feats" not in data_samples[0]:
                 raise KeyError("PointFeatureDistiller: no targets; add LoadFusedFeatures to the pipeline "
                                "(offline) or give the distiller a teacher and LoadPosedFrames (online)")
-            target = torch.cat([s.teacher_feats.feats for s in data_samples]).to(device)
+            # stored float16 (half the bytes in workers and on the way here); float32 from here on
+            target = torch.cat([to_float32(s.teacher_feats.feats.to(device)) for s in data_samples])
             return target, torch.cat([s.teacher_feats.count for s in data_samples]).to(device) > 0
         from pc_kd.projection import backproject_features
 

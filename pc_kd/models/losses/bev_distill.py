@@ -6,7 +6,7 @@ Frames and shapes: boxes are ``[N, >=7]`` (``x, y, z, l, w, h, yaw``, LiDAR fram
 maps are ``[B, C, H, W]`` on one :class:`~pc_kd.ops.bev_pool.BEVGrid` (rows along y, columns along x, cell
 ``(0, 0)`` at ``(x_min, y_min)``). The teacher's tensors are detached here: gradients reach the student only.
 Every loss divides by N, the number of boxes in the batch averaged over ranks (plus 1e-4), so a batch without
-boxes gives 0 with a gradient, never NaN.
+boxes gives 0 with a gradient, never NaN; each computes in float32 whatever precision the maps come in (autocast).
 
 The keypoint terms take the student's 1 x 1 conv adapter (student channels -> teacher channels) as an argument
 and apply it to the samples instead of the map: a 1 x 1 conv is affine per cell and bilinear sampling is linear,
@@ -23,6 +23,7 @@ from torch import nn
 from pc_kd.heads.det.gaussian import gaussian_2d, gaussian_radius
 from pc_kd.ops.bev_pool import BEVGrid
 from pc_kd.structures import Boxes3D
+from pc_kd.utils.precision import float32_loss
 
 __all__ = ["box_keypoints", "sample_bev", "sample_adapted", "keypoint_feature_loss", "keypoint_relation_loss",
            "response_mask", "response_loss", "dense_feature_loss"]
@@ -111,6 +112,7 @@ def _check_pair(name: str, student: torch.Tensor, teacher: torch.Tensor, boxes: 
         raise ValueError(f"{name}: {len(boxes)} box sets for a batch of {student.shape[0]}")
 
 
+@float32_loss
 def keypoint_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
                           adapter: Optional[nn.Module] = None) -> torch.Tensor:
     """``sum over boxes of mean over (9 keypoints, C) |A(f_s) - f_t|``, / (N + 1e-4); maps ``[B, C, H, W]``
@@ -127,6 +129,7 @@ def _relation(feat: torch.Tensor, eps: float) -> torch.Tensor:
     return a @ a.transpose(-1, -2)
 
 
+@float32_loss
 def keypoint_relation_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
                            eps: float = 1e-4, adapter: Optional[nn.Module] = None) -> torch.Tensor:
     """``sum over boxes of mean |R_s - R_t|`` over the 9 x 9 keypoint relations, / (N + 1e-4); the student's
@@ -167,6 +170,7 @@ def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7,
     return mask.view(len(boxes), H, W)
 
 
+@float32_loss
 def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str, torch.Tensor]],
                   boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, t_temp: float = 2.0,
                   clamp: float = 1e-4, reg_keys: Sequence[str] = ("reg", "height", "dim", "rot", "vel")
@@ -204,6 +208,7 @@ def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str
     return dict(cls=cls, reg=reg)
 
 
+@float32_loss
 def dense_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
                        min_overlap: float = 0.1) -> torch.Tensor:
     """Dense foreground-weighted imitation of a BEV map (BEVDistill's dense term): every cell's mean squared

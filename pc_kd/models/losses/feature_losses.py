@@ -2,13 +2,15 @@
 
 Every loss takes ``pred [N, C]``, ``target [N, C]`` and an optional ``mask [N]`` (bool: points that have a
 target, e.g. seen by at least one view) and returns a scalar; with no valid point it returns a zero that
-keeps the graph.
+keeps the graph. Losses compute in float32 when the inputs come in float16 / bfloat16 (autocast, or fused
+targets stored in float16).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pc_kd.registry import MODELS
+from pc_kd.utils.precision import float32_loss
 
 
 def _masked(pred, target, mask):
@@ -24,6 +26,7 @@ class _FeatureLoss(nn.Module):
         super().__init__()
         self.loss_weight = loss_weight
 
+    @float32_loss
     def forward(self, pred, target, mask=None):
         pred, target = _masked(pred, target.to(pred.dtype), mask)
         if pred.shape[0] == 0:
@@ -68,6 +71,7 @@ class SegmentInfoNCELoss(nn.Module):
         super().__init__()
         self.temperature, self.loss_weight, self.max_segments = temperature, loss_weight, max_segments
 
+    @float32_loss
     def forward(self, pred, target, segments, mask=None):
         keep = segments >= 0 if mask is None else mask & (segments >= 0)
         pred, target, segments = pred[keep], target[keep].to(pred.dtype), segments[keep]
