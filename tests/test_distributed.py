@@ -1,5 +1,6 @@
 """Two CPU processes under torchrun (gloo), as ``tools/dist_train.sh`` starts them: both ranks train the synthetic
-rooms (with SyncBN), one checkpoint is written, a resumed 2-process run continues from it, and the test metric of 2 processes
+rooms (with SyncBN), one checkpoint is written (with every rank's random states), a resumed 2-process run continues
+from it and ends bit-exactly where an uninterrupted one does, and the test metric of 2 processes
 (each rank evaluating half the split, gathered before the Hungarian matching) equals 1 process's exactly; the
 clustering hooks' super-point features and k-means agree on every rank."""
 import json
@@ -10,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from pc_kd.engine import load_local_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/supervised/supervised_spconv-unet_none_synthetic-indoor.py"
@@ -48,20 +52,38 @@ def _options(rooms: Path, epochs: int, *extra: str):
     return ["--cfg-options", *opts]
 
 
+# each rank augments with its own seed; the cosine schedule ends at epoch 2 in every run (by default it ends at
+# max_epochs, and a resumed scheduler keeps the end it was saved with: the 1-epoch run's)
+DIFF_SEEDS = ("randomness.seed=0", "randomness.diff_rank_seed=True", "param_scheduler.0.end=2")
+
+
 @pytest.mark.slow
 def test_two_processes_train_resume_and_evaluate_as_one(rooms, tmp_path):
     work = tmp_path / "work"
     log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work),
-                *_options(rooms, 1, "sync_bn=torch")], _env(PORT=str(_free_port())))
+                *_options(rooms, 1, "sync_bn=torch", *DIFF_SEEDS)], _env(PORT=str(_free_port())))
     assert (work / "epoch_1.pth").is_file()
     assert "BatchNorm layers share their batch statistics across the 2 processes" in log  # rank 0 logs it
     assert log.count("Saving checkpoint at 1 epochs") == 1, log[-3000:]  # rank 0 only
     assert "Distributed training: True" in next(work.glob("*/*.log")).read_text()
 
+    saved = load_local_checkpoint(str(work / "epoch_1.pth"))
+    per_rank = saved["random_states_per_rank"]  # every rank's, gathered before rank 0 wrote
+    assert len(per_rank) == 2 and not torch.equal(per_rank[0]["torch"], per_rank[1]["torch"])  # seeded apart
+    assert torch.equal(per_rank[0]["torch"], saved["random_states"]["torch"])
+
     log = _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work), "--resume", "auto",
-                *_options(rooms, 2, "sync_bn=torch")], _env(PORT=str(_free_port())))
+                *_options(rooms, 2, "sync_bn=torch", *DIFF_SEEDS)], _env(PORT=str(_free_port())))
     assert "resumed epoch: 1" in log, log[-3000:]
+    assert "none are restored" not in log
     assert (work / "epoch_2.pth").is_file()
+    # bit-exact: the resumed 2-process run ends where an uninterrupted one does (each rank got its own states back)
+    _run(["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(tmp_path / "uninterrupted"),
+          *_options(rooms, 2, "sync_bn=torch", *DIFF_SEEDS)], _env(PORT=str(_free_port())))
+    resumed = load_local_checkpoint(str(work / "epoch_2.pth"))["state_dict"]
+    uninterrupted = load_local_checkpoint(str(tmp_path / "uninterrupted" / "epoch_2.pth"))["state_dict"]
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "the resumed run drifted"
 
     metrics = {}
     for procs in (1, 2):

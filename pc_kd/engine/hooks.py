@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.dist import get_world_size
+from mmengine.dist import all_gather_object, get_rank, get_world_size
+from mmengine.hooks import CheckpointHook
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
@@ -113,27 +114,71 @@ class RandomStateHook(Hook):
     Covers data loaded in the main process (``num_workers=0``), iteration-based loops with workers (their
     states are rebuilt by the replay) and epoch-based loops with workers whose sampler is
     :class:`~pc_kd.datasets.EpochSeededSampler` (draws per sample and epoch). With another sampler an epoch-based
-    loop with persistent workers resumes with fresh workers, whose augmentation differs; with several processes
-    only rank 0's states would be saved, so nothing is restored (both logged)."""
+    loop with persistent workers resumes with fresh workers, whose augmentation differs (logged).
 
-    priority = "VERY_HIGH"
+    With several processes every rank's states go into the checkpoints that ``CheckpointHook`` writes at the end of
+    a training epoch or iteration (``random_states_per_rank``: gathered just before rank 0 writes, which is the
+    only collective this adds, once per saved checkpoint) and a resume under the same number of processes gives
+    each rank its own; under another number of processes none are restored (logged)."""
+
+    priority = "VERY_HIGH"  # before CheckpointHook's after_train_* (VERY_LOW), which writes the checkpoint
 
     def __init__(self):
         self._pending = None
         self._before_val = None
+        self._per_rank = None  # (iteration, states of every rank) gathered for the checkpoint about to be written
+
+    def _states(self, runner) -> dict:
+        return dict(random_states(),
+                    transforms=[t.random_state() for t in stateful_transforms(self._train_dataset(runner))])
+
+    def _gather_if_saving(self, runner, by_epoch: bool) -> None:
+        """All ranks: gather every rank's states when a CheckpointHook is about to save (same rule as its own)."""
+        if get_world_size() == 1:
+            return
+        for hook in runner.hooks:
+            if not isinstance(hook, CheckpointHook) or hook.by_epoch != by_epoch:
+                continue
+            if by_epoch:
+                saving = hook.every_n_epochs(runner, hook.interval, hook.save_begin) or (
+                    hook.save_last and hook.is_last_train_epoch(runner))
+            else:
+                saving = hook.every_n_train_iters(runner, hook.interval, hook.save_begin) or (
+                    hook.save_last and hook.is_last_train_iter(runner))
+            if saving:
+                self._per_rank = (runner.iter, all_gather_object(self._states(runner)))
+                return
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._gather_if_saving(runner, by_epoch=False)
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather_if_saving(runner, by_epoch=True)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint["random_states"] = dict(
-            random_states(), transforms=[t.random_state() for t in stateful_transforms(self._train_dataset(runner))])
+        states = self._states(runner)
+        if self._before_val is not None:
+            # written during a validation (mmengine writes the best-score checkpoint and writes the last one again
+            # when the best improves): the training's states, which after_val puts back, not the validation's
+            states.update(self._before_val)
+        checkpoint["random_states"] = states
+        if self._per_rank is not None and self._per_rank[0] == runner.iter:  # no training step since the gather
+            checkpoint["random_states_per_rank"] = self._per_rank[1]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, "_resume", False) or "random_states" not in checkpoint:
             return
-        if get_world_size() > 1:
-            print_log("RandomStateHook: several processes; the checkpoint holds rank 0's random states only, so "
-                      "none are restored (the resumed run is not bit-exact)", "current")
+        world = get_world_size()
+        if world == 1:
+            self._pending = checkpoint["random_states"]
             return
-        self._pending = checkpoint["random_states"]
+        per_rank = checkpoint.get("random_states_per_rank")
+        if per_rank is None or len(per_rank) != world:
+            saved = "rank 0's only" if per_rank is None else f"those of {len(per_rank)} processes"
+            print_log(f"RandomStateHook: the checkpoint holds {saved} random states, this run has {world} "
+                      f"processes, so none are restored (the resumed run is not bit-exact)", "current")
+            return
+        self._pending = per_rank[get_rank()]
 
     def before_train_epoch(self, runner) -> None:
         if self._pending is None:
