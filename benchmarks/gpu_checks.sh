@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # One prepared GPU session: kernel tests compiled for CUDA (no interpreter) and AMP training steps, then the op
 # benchmarks, a training step of the nuScenes camera detector (LSS, 6 x 256 x 704, batch 4: peak memory, Triton
-# vs twin bev_pool) and the LiDAR -> camera distiller's losses and step on the GPU. Every part has its own time limit (a part that
+# vs twin bev_pool), the LiDAR -> camera distiller's losses and step, and the online-teacher distillation step
+# (teacher + back-projection share; goal < 15 %) on the GPU. Every part has its own time limit (a part that
 # runs over is interrupted with SIGINT, so its log ends with a traceback of where it was); logs and JSON go to
 # $OUT (default gpu_out/).
 # Needs torch with CUDA, triton, mmengine, a sparse-conv backend (spconv or spconv-triton), pc_kd importable
 # (pip install -e . or PYTHONPATH=.).
-#   bash benchmarks/gpu_checks.sh                       # every part, about 5 minutes on one H200
+#   bash benchmarks/gpu_checks.sh                       # every part, about 8 minutes on one H200
 #   bash benchmarks/gpu_checks.sh tests backproject     # some parts: tests backproject bev_pool voxel_scatter
-#                                                       # lss_step distill_losses distill_step
+#                                                       # lss_step distill_losses distill_step online_fusion
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${OUT:-gpu_out}")
 mkdir -p "$out"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
-parts=${*:-tests backproject bev_pool voxel_scatter lss_step distill_losses distill_step}
+parts=${*:-tests backproject bev_pool voxel_scatter lss_step distill_losses distill_step online_fusion}
 wanted() { [[ " $parts " == *" $1 "* ]]; }
 step() {  # step SECONDS LOG COMMAND...: run with a limit, append its output to LOG, note its exit status
     local limit=$1 log=$2; shift 2
@@ -39,4 +40,9 @@ wanted distill_losses && step 60 bench.log $PY bench_bev_distill.py --device cud
     --repeats 5 --json "$out/bev_distill.json"
 wanted distill_step && step 200 bench.log $PY bench_bev_distill.py --device cuda --boxes 200 --batch 4 \
     --repeats 5 --step --json "$out/bev_distill_step.json"
+# online (teacher in the step) vs offline (fused files) distillation step; the offline config's files first
+OFFLINE=configs/openscene_distill/openscene_spconv-unet_tinysegnet_synthetic-indoor.py
+wanted online_fusion && step 240 bench.log bash -c "cd .. && $PY tools/fuse_features.py $OFFLINE && \
+    $PY tools/make_superpoints.py $OFFLINE && $PY benchmarks/bench_online_fusion.py --device cuda --repeats 3 \
+    --out '$out/online_fusion.json'"
 true

@@ -43,8 +43,7 @@ def synthetic_indoor_root(tmp_path_factory) -> Path:
 def train_until_then_kill(cmd, cwd, checkpoint: Path, timeout_s: float = 240) -> str:
     """Start ``cmd`` (a tools/train.py command), SIGKILL it as soon as ``checkpoint`` is saved and named by the
     work dir's ``last_checkpoint`` file (as a crashed node or a pre-empted job would; mmengine writes that file
-    just after the checkpoint, and a kill between the two leaves nothing for ``--resume`` to find), and return
-    what it printed. Fails if it stops earlier or takes too long."""
+    just after the checkpoint), and return what it printed. Fails if it stops earlier or takes too long."""
     import signal
     import subprocess
     import time

@@ -210,6 +210,24 @@ def test_the_message_of_each_row_is_what_the_user_sees(row, tmp_path):
     assert re.search(_pattern(_rows()[row]), message, re.DOTALL), (row, message[-2000:])
 
 
+def test_resume_takes_a_checkpoint_written_after_the_last_checkpoint_file(tmp_path):
+    """A job killed after writing epoch_<n>.pth but before mmengine named it in last_checkpoint resumes from it."""
+    work = tmp_path / "w"
+    work.mkdir()
+    for name in ("epoch_1.pth", "epoch_2.pth", "epoch_10.pth", "best_miou_epoch_1.pth"):
+        (work / name).write_bytes(b"x")
+    assert resume_settings("latest", str(work)) == (True, str(work / "epoch_10.pth"))  # none named: the newest
+    (work / "last_checkpoint").write_text(str(work / "epoch_2.pth"))
+    assert resume_settings("latest", str(work)) == (True, str(work / "epoch_10.pth"))  # by number, not by name
+    assert resume_settings("auto", str(work)) == (True, str(work / "epoch_10.pth"))
+    (work / "epoch_10.pth").unlink()
+    assert resume_settings("latest", str(work)) == (True, str(work / "epoch_2.pth"))  # the named one is newest
+    (work / "iter_50.pth").write_bytes(b"x")  # another kind: last_checkpoint says which run is meant
+    assert resume_settings("latest", str(work)) == (True, str(work / "epoch_2.pth"))
+    (work / "last_checkpoint").unlink()
+    assert resume_settings("auto", str(work)) == (True, None)  # both kinds, nothing named: start afresh
+
+
 def test_config_errors_are_value_errors_and_name_the_option():
     with pytest.raises(ConfigError, match=r"--cfg-options model.head.reg_radus: model.head has no key 'reg_radus'"):
         load_checked_config(LIDAR_CONFIG, {"model.head.reg_radus": 2})

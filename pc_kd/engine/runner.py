@@ -123,19 +123,50 @@ def load_config(args) -> Config:
     return cfg
 
 
+def latest_checkpoint(work_dir: str):
+    """The checkpoint to resume from in ``work_dir``: the one its ``last_checkpoint`` file names, unless a training
+    checkpoint of the same kind with a higher number (``epoch_<n>.pth`` / ``iter_<n>.pth``) lies beside it. A job
+    killed after writing a checkpoint (atomically: a file there is whole) but before mmengine updated
+    ``last_checkpoint`` then resumes from it instead of the one before, or at all when it was the first. None when
+    there is neither."""
+    import re
+
+    if not osp.isdir(work_dir):
+        return None
+    named = find_latest_checkpoint(work_dir)
+    numbered = {}  # kind -> [(number, path)]
+    for name in os.listdir(work_dir):
+        match = re.fullmatch(r"(epoch|iter)_(\d+)\.pth", name)
+        if match:
+            numbered.setdefault(match.group(1), []).append((int(match.group(2)), osp.join(work_dir, name)))
+    if named is not None:
+        match = re.fullmatch(r"(epoch|iter)_(\d+)\.pth", osp.basename(named))
+        if match is None:
+            return named  # a checkpoint of another name
+        kind, number = match.group(1), int(match.group(2))
+    elif len(numbered) == 1:
+        kind, number = next(iter(numbered)), -1
+    else:
+        return None  # nothing there, or both kinds and no last_checkpoint to tell which run is meant
+    newest = max(numbered.get(kind, []), default=(number, named))
+    return newest[1] if newest[0] > number else named
+
+
 def resume_settings(resume, work_dir: str):
-    """``(cfg.resume, cfg.load_from)`` for the ``--resume`` value (None, 'latest', 'auto' or a path)."""
+    """``(cfg.resume, cfg.load_from)`` for the ``--resume`` value (None, 'latest', 'auto' or a path); 'latest' and
+    'auto' take :func:`latest_checkpoint`."""
     if resume is None:
         return False, None
     if resume == "auto":
-        return True, None
+        return True, latest_checkpoint(work_dir)
     if resume == "latest":
-        if find_latest_checkpoint(work_dir) is None:
+        found = latest_checkpoint(work_dir)
+        if found is None:
             raise FileNotFoundError(
-                f"--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file there). Start "
+                f"--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file, no epoch_<n>.pth or iter_<n>.pth). Start "
                 f"without --resume, pass the checkpoint (--resume PATH), point --work-dir at the run to continue, "
                 f"or use --resume auto to resume only when a checkpoint exists")
-        return True, None
+        return True, found
     if not osp.isfile(resume):
         raise FileNotFoundError(f"--resume: checkpoint not found: {resume}")
     return True, resume
