@@ -137,6 +137,12 @@ def test_fused_feature_file_must_match_the_points(tmp_path):
         LoadFusedFeatures(str(tmp_path))({"lidar_path": "/data/points/scene.bin", "num_points": 5})
     with pytest.raises(FileNotFoundError, match="run tools/fuse_features.py"):
         LoadFusedFeatures(str(tmp_path))({"lidar_path": "/data/points/other.bin", "num_points": 5})
+    np.savez(tmp_path / "ints.npz", feats=np.zeros((4, 3), np.int32), count=np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match=r"ints.npz: 'feats' must be a floating-point \[N, C\] array, got int32"):
+        LoadFusedFeatures(str(tmp_path))({"lidar_path": "/data/points/ints.bin", "num_points": 4})
+    np.savez(tmp_path / "half.npz", feats=np.ones((4, 3), np.float16), count=np.ones(4, np.int32))
+    out = LoadFusedFeatures(str(tmp_path))({"lidar_path": "/data/points/half.bin", "num_points": 4})
+    assert out["teacher_feats"].dtype == np.float16  # kept as stored: no float32 copy per scene
 
 
 def test_distiller_pool_targets_distils_the_super_point_mean_of_the_seen_targets():
