@@ -22,9 +22,7 @@ def _is_amp(optim_wrapper) -> bool:
 
 def enable_amp(cfg: Config, dtype: str = "float16") -> None:
     """Switch ``cfg.optim_wrapper`` to ``AmpOptimWrapper`` with autocast ``dtype`` and a dynamic loss scale
-    (kept when the config sets one)."""
-    if dtype not in AMP_DTYPES:
-        raise ConfigError(f"--amp {dtype}: expected one of {', '.join(AMP_DTYPES)}")
+    (kept when the config sets one); :func:`check_amp_option` checks the result when the Runner is built."""
     cfg.optim_wrapper.type = "AmpOptimWrapper"
     cfg.optim_wrapper.dtype = dtype
     cfg.optim_wrapper.setdefault("loss_scale", "dynamic")

@@ -4,6 +4,7 @@ import importlib.util
 import logging
 import os
 import os.path as osp
+import re
 import sys
 
 import torch
@@ -123,24 +124,25 @@ def load_config(args) -> Config:
     return cfg
 
 
+_NUMBERED_CHECKPOINT = re.compile(r"(epoch|iter)_(\d+)\.pth")  # what CheckpointHook writes
+
+
 def latest_checkpoint(work_dir: str):
     """The checkpoint to resume from in ``work_dir``: the one its ``last_checkpoint`` file names, unless a training
     checkpoint of the same kind with a higher number (``epoch_<n>.pth`` / ``iter_<n>.pth``) lies beside it. A job
     killed after writing a checkpoint (atomically: a file there is whole) but before mmengine updated
     ``last_checkpoint`` then resumes from it instead of the one before, or at all when it was the first. None when
     there is neither."""
-    import re
-
     if not osp.isdir(work_dir):
         return None
     named = find_latest_checkpoint(work_dir)
     numbered = {}  # kind -> [(number, path)]
     for name in os.listdir(work_dir):
-        match = re.fullmatch(r"(epoch|iter)_(\d+)\.pth", name)
+        match = _NUMBERED_CHECKPOINT.fullmatch(name)
         if match:
             numbered.setdefault(match.group(1), []).append((int(match.group(2)), osp.join(work_dir, name)))
     if named is not None:
-        match = re.fullmatch(r"(epoch|iter)_(\d+)\.pth", osp.basename(named))
+        match = _NUMBERED_CHECKPOINT.fullmatch(osp.basename(named))
         if match is None:
             return named  # a checkpoint of another name
         kind, number = match.group(1), int(match.group(2))
@@ -163,9 +165,9 @@ def resume_settings(resume, work_dir: str):
         found = latest_checkpoint(work_dir)
         if found is None:
             raise FileNotFoundError(
-                f"--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file, no epoch_<n>.pth or iter_<n>.pth). Start "
-                f"without --resume, pass the checkpoint (--resume PATH), point --work-dir at the run to continue, "
-                f"or use --resume auto to resume only when a checkpoint exists")
+                f"--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file, no epoch_<n>.pth "
+                f"or iter_<n>.pth). Start without --resume, pass the checkpoint (--resume PATH), point --work-dir at "
+                f"the run to continue, or use --resume auto to resume only when a checkpoint exists")
         return True, found
     if not osp.isfile(resume):
         raise FileNotFoundError(f"--resume: checkpoint not found: {resume}")

@@ -6,6 +6,7 @@ probability's ``log(1 - p)`` is ``-inf``; a squared difference or a norm over hu
 65504; ``F.binary_cross_entropy`` refuses to run under CUDA autocast at all. :func:`float32_loss` runs a loss with
 its half-precision tensor arguments cast to float32 and autocast off, as mmcv's ``force_fp32`` did for mmdet3d.
 """
+import contextlib
 import functools
 from typing import Any, Callable, Optional
 
@@ -47,9 +48,8 @@ def float32_loss(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         first = _first_tensor([args, kwargs])
-        if first is None or not torch.is_autocast_enabled(first.device.type):
-            return fn(*to_float32(args), **to_float32(kwargs))
-        with torch.autocast(device_type=first.device.type, enabled=False):
+        autocast_on = first is not None and torch.is_autocast_enabled(first.device.type)
+        with torch.autocast(device_type=first.device.type, enabled=False) if autocast_on else contextlib.nullcontext():
             return fn(*to_float32(args), **to_float32(kwargs))
 
     return wrapper
