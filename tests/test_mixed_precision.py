@@ -158,6 +158,7 @@ def demo(tmp_path_factory):
         if "superpoint_dir" in step:
             step["superpoint_dir"] = str(root / "superpoints")
     samples = DATASETS.build(ds_cfg)
+    np.random.seed(0)  # the rooms' augmentation: the same batch in every run
     return dict(cfg=cfg, batch=pseudo_collate([samples[0], samples[1]]))
 
 
@@ -184,6 +185,12 @@ def _loss_and_grads(model, batch, dtype):
     return float(total), grads
 
 
+# Lowest cosine between a step's gradients under CPU autocast and in float32. bfloat16 keeps 8 mantissa bits: the
+# camera detector's image features differ from float32's by 2 % and its gradients' cosine is 0.954 to 0.962 over 8
+# augmentations of the test's batch (LiDAR detector 0.979 to 0.987; float16: >= 0.994 for both).
+MIN_GRAD_COSINE = {torch.bfloat16: 0.93, torch.float16: 0.98}
+
+
 def _check_precisions(model, batch, rtol):
     model.train()
     loss32, grads32 = _loss_and_grads(model, batch, None)
@@ -192,7 +199,7 @@ def _check_precisions(model, batch, rtol):
         assert np.isfinite(loss) and torch.isfinite(grads).all(), dtype
         assert abs(loss - loss32) <= rtol * abs(loss32), (dtype, loss, loss32)
         cosine = F.cosine_similarity(grads, grads32, dim=0)
-        assert cosine > 0.95, (dtype, float(cosine))
+        assert cosine > MIN_GRAD_COSINE[dtype], (dtype, float(cosine))
 
 
 def test_demo_student_trains_a_step_under_bf16_and_fp16_autocast(demo):
@@ -214,8 +221,10 @@ def test_bev_detectors_train_a_step_under_bf16_and_fp16_autocast(config, tmp_pat
     ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     ds_cfg.update(data_root=str(tmp_path), num_samples=2, image_hw=(48, 96), num_objects=12)
     dataset = DATASETS.build(ds_cfg)
+    np.random.seed(0)  # BEVAugment draws its generator's seed from numpy: the same batch in every run
+    batch = pseudo_collate([dataset[0], dataset[1]])
     torch.manual_seed(0)
-    _check_precisions(MODELS.build(cfg.model), pseudo_collate([dataset[0], dataset[1]]), rtol=0.02)
+    _check_precisions(MODELS.build(cfg.model), batch, rtol=0.02)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="mmengine's AmpOptimWrapper needs a CUDA GPU")
