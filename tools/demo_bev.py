@@ -18,10 +18,11 @@ Distillation (``--distill``): each path trains its student config from ``configs
 detector of the same seed (trained first, in this run) and is compared with the student's baseline of the same
 seed: same initial weights, same data order, so the difference per seed is the distillation's. Extra paths:
 ``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
-UniDistill's terms) and ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options). Reported per
-path: the scores, the paired mAP difference, the seeds it helped, and for the first seed the share of a training step spent in the
-teacher and in the distillation losses, and ``distill_<path>.png`` (teacher, baseline and distilled heatmaps and
-BEV features, box keypoints marked).
+UniDistill's terms), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
+weights) and ``lidar_to_camera_response_dense`` / ``lidar_to_camera_response_crosskd`` (each option beside the
+response term alone). Reported per path: the scores, the paired mAP difference, the seeds it helped, and for the
+first seed the share of a training step spent in the teacher and in the distillation losses, and
+``distill_<path>.png`` (teacher, baseline and distilled heatmaps and BEV features, box keypoints marked).
 
 Every run keeps its work folder; a rerun reuses a run whose final checkpoint and ``run.json`` exist and whose
 config is unchanged (only scoring it again), so an interrupted demo resumes where it stopped.
@@ -62,6 +63,13 @@ DISTILL = {
                               "camera", "lidar", None),
     "lidar_to_camera_crosskd": (UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py",
                                 "camera", "lidar", None),
+    # the two options on top of the response term alone (without UniDistill's keypoint feature and relation terms)
+    "lidar_to_camera_response_dense": (
+        UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
+        dict(feature=0.0, relation=0.0, response=10.0, dense=10.0)),
+    "lidar_to_camera_response_crosskd": (
+        UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
+        dict(feature=0.0, relation=0.0, response=10.0, crosskd=10.0)),
 }
 METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
