@@ -2,7 +2,7 @@
 eval mode and out of the student's checkpoints while a camera student trains (every loss term, the two options
 too); a student that is the teacher gets zero distillation losses; a student given by its config starts from the
 baseline's weights; a distillation run resumed from a checkpoint continues the uninterrupted run's loss curve; bad
-teacher input (checkpoint, grid, channels, weights, camera rig) is named."""
+teacher input (checkpoint, grid, channels, rot maps, weights, camera rig) is named."""
 import copy
 import os
 import re
@@ -152,6 +152,11 @@ def test_bad_teacher_input_is_named(setup, tmp_path):
         MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=other_grid))
     with pytest.raises(ValueError, match="channels"):
         MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=LIDAR, adapter=None))
+    axis_only = copy.deepcopy(setup["lidar"])  # its car rot map holds (sin 2 yaw, cos 2 yaw), the camera's (sin, cos)
+    axis_only["head"]["tasks"][0]["yaw_symmetry"] = 2
+    with pytest.raises(ValueError, match=r"student's rot maps hold yaw x \[1, 1, 1, 1, 2\] per task, the teacher's "
+                                         r"yaw x \[2, 1, 1, 1, 2\]"):
+        MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=axis_only))
     # a camera teacher trained on 112 x 200 images shown the batch's 48 x 96 ones
     camera_teacher = MODELS.build(Config.fromfile(CAMERA).model)
     camera_ckpt = tmp_path / "camera.pth"

@@ -145,6 +145,10 @@ class BEVDistiller(BaseModel):
         if s.task_labels != t.task_labels or s.class_names != t.class_names:
             raise ValueError(f"BEVDistiller: student tasks {s.task_labels} and teacher tasks {t.task_labels} "
                              f"(labels into {s.class_names} / {t.class_names}) differ; the response loss pairs them")
+        if s.yaw_symmetry != t.yaw_symmetry:
+            raise ValueError(f"BEVDistiller: the student's rot maps hold yaw x {s.yaw_symmetry} per task, the "
+                             f"teacher's yaw x {t.yaw_symmetry} (each task's yaw_symmetry); the response loss pairs "
+                             f"them, so give both heads' tasks the same yaw_symmetry")
 
     def _check_rig(self, data_samples: List) -> None:
         """The samples' cameras against the rig the teacher config trained on (once per run)."""
