@@ -6,8 +6,10 @@ one run; optionally a whole distillation step (``--step``: camera student, voxel
                                            [--profile top_ops.txt]
 
 Prints JSON: seconds of the three losses forward + backward for ``--boxes`` boxes (median after a warm-up) with
-pc_kd's ``BEVDistiller.distill_losses``, of each term alone (its adapter included), and of a per-box loop of the
-keypoint feature and relation terms, their ratio and the largest difference of the two loss values. The backward
+pc_kd's ``BEVDistiller.distill_losses``, of each term alone (its adapter included; the two options ``dense``
+and ``crosskd`` at weight 10), of the dense term with its adapter run over the whole map instead of the boxes'
+cells (``dense_map_over_cells``), and of a per-box loop of the keypoint feature and relation terms, their
+ratio and the largest difference of the two loss values. The backward
 stops at the student's BEV maps and head outputs (the head's own backward is shared with the detection loss in
 a step). With ``--step`` the shares of a distillation step spent in the teacher and in the losses (the voxel
 teacher needs spconv: spconv-triton autotunes every conv on first use, minutes); ``--profile`` writes the
@@ -104,6 +106,7 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     from pc_kd.models.distillers.bev_distiller import head_grid
+    from pc_kd.models.losses.bev_distill import dense_feature_loss
 
     torch.manual_seed(0)
     distiller = build(args.device)
@@ -131,10 +134,19 @@ def main():
     ours_s, _, ours_out = timed(ours, args.device, args.repeats)
     weights = dict(distiller.weights)
     terms = {}
-    for term in ("feature", "relation", "response"):  # each term alone, its adapter included
-        distiller.weights = {k: (v if k == term else 0.0) for k, v in weights.items()}
+    for term in ("feature", "relation", "response", "dense", "crosskd"):  # each term alone, its adapter included
+        distiller.weights = {k: ((v or 10.0) if k == term else 0.0) for k, v in weights.items()}
         terms[term] = timed(ours, args.device, args.repeats)[0]
     distiller.weights = weights
+
+    def dense_on_the_map():  # the same dense term with the adapter run over the whole map first
+        distiller.zero_grad(set_to_none=True)
+        loss = dense_feature_loss(distiller.adapters["bev_high"](student["bev_high"]), teacher["bev_high"], boxes,
+                                  grid, distiller.dense_overlap)
+        loss.backward(retain_graph=True)
+        return float(loss.detach())
+
+    dense_map_s = timed(dense_on_the_map, args.device, args.repeats)[0]
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -145,7 +157,8 @@ def main():
         with open(args.profile, "w") as f:
             f.write(prof.key_averages().table(sort_by=sort, row_limit=40))
     loop_s, _, loop_out = timed(loop, args.device, args.repeats)
-    result.update(losses_fwd_bwd_s=ours_s, term_fwd_bwd_s=terms, loop_feature_relation_fwd_bwd_s=loop_s,
+    result.update(losses_fwd_bwd_s=ours_s, term_fwd_bwd_s=terms, dense_adapter_on_map_fwd_bwd_s=dense_map_s,
+                  dense_map_over_cells=dense_map_s / terms["dense"], loop_feature_relation_fwd_bwd_s=loop_s,
                   loop_over_ours=loop_s / ours_s,
                   max_loss_diff=max(abs(ours_out["loss_distill_feature"] - loop_out["feature"]),
                                     abs(ours_out["loss_distill_relation"] - loop_out["relation"])))
@@ -158,7 +171,7 @@ def main():
                  for name, fn in distiller.step_parts(data["inputs"], data["data_samples"]).items()}
         result.update(student_step_s=times["student"], teacher_forward_s=times["teacher"], step_s=times["full"],
                       teacher_share=times["teacher"] / times["full"],
-                      losses_share=max(0.0, times["full"] - times["student"] - times["teacher"]) / times["full"])
+                      losses_s=times["losses"], losses_share=times["losses"] / times["full"])
     emit(result, args.json)
 
 

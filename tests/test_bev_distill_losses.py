@@ -87,14 +87,13 @@ def test_keypoint_losses_equal_a_float64_loop_per_box_and_keypoint(relation):
     assert abs(float(loss) - _keypoint_loop(fs, ft, boxes, relation)) < 1e-9
 
 
-@pytest.mark.parametrize("relation", [False, True])
-def test_keypoint_losses_adapt_the_samples_as_the_adapted_map_gives_values_and_gradients(relation):
+@pytest.mark.parametrize("loss_fn", [keypoint_feature_loss, keypoint_relation_loss, dense_feature_loss])
+def test_losses_adapt_the_samples_or_cells_as_the_adapted_map_gives_values_and_gradients(loss_fn):
     g = torch.Generator().manual_seed(5)
     fs, ft = torch.randn(2, 3, H, W, generator=g, dtype=torch.float64), torch.randn(2, 4, H, W, generator=g,
                                                                                  dtype=torch.float64)
     boxes = [_boxes(6, 4), _boxes(5, 6)]  # keypoints past the borders: there the bias counts by the taps inside
     adapter = torch.nn.Conv2d(3, 4, 1).double()
-    loss_fn = keypoint_relation_loss if relation else keypoint_feature_loss
     a, b = fs.clone().requires_grad_(True), fs.clone().requires_grad_(True)
     loss = loss_fn(a, ft, boxes, GRID, adapter=adapter)
     loss.backward()

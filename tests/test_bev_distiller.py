@@ -74,6 +74,20 @@ def test_camera_student_trains_while_the_lidar_teacher_stays_frozen_in_eval_and_
     assert len(samples) == 2 and "pred_instances_3d" in samples[0]
 
 
+def test_step_parts_time_the_losses_alone_with_their_gradients_stopping_at_the_outputs(setup):
+    distiller = MODELS.build(dict(type="BEVDistiller", student=setup["camera"], teacher=LIDAR,
+                                  teacher_ckpt=setup["ckpt"], weights=dict(WEIGHTS, dense=10.0))).train()
+    data = distiller.data_preprocessor(setup["batch"], True)
+    parts = distiller.step_parts(data["inputs"], data["data_samples"])
+    assert set(parts) == {"student", "teacher", "full", "losses"}
+    parts["losses"]()  # the terms' forward and backward: the adapters learn, the detectors see no gradient
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in distiller.adapters.parameters())
+    assert all(p.grad is None for p in distiller.student.parameters())
+    parts["full"]()  # the whole step reaches the student too
+    assert next(distiller.student.head.parameters()).grad is not None
+    assert all(p.grad is None for p in distiller.teacher.parameters())
+
+
 def test_a_student_that_is_its_teacher_gets_zero_distillation_losses(setup):
     distiller = MODELS.build(dict(type="BEVDistiller", student=setup["lidar"], teacher=setup["lidar"],
                                   teacher_ckpt=setup["ckpt"], weights=ALL_TERMS, adapter=None,

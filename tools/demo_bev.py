@@ -126,8 +126,8 @@ def train_and_test(config, seed, work_dir, options, tag):
 
 def distill_step_shares(runner, steps=3):
     """Shares of a distillation training step (forward + backward, one batch, median of ``steps`` after a
-    warm-up) spent in the teacher's forward and in the distillation losses: the full step minus the student's
-    own step (extract, detection losses, backward) minus the teacher."""
+    warm-up) spent in the teacher's forward and in the distillation losses (timed directly: their forward and
+    backward down to the two detectors' outputs, :meth:`BEVDistiller.step_parts`)."""
     from pc_kd.engine import bare_model
 
     model = bare_model(runner.model).train()
@@ -142,8 +142,7 @@ def distill_step_shares(runner, steps=3):
         times[name] = float(np.median(runs[1:]))
     model.zero_grad(set_to_none=True)
     full = times["full"]
-    return dict(step_s=full, teacher_share=times["teacher"] / full,
-                losses_share=max(0.0, full - times["student"] - times["teacher"]) / full)
+    return dict(step_s=full, teacher_share=times["teacher"] / full, losses_share=times["losses"] / full)
 
 
 def distill_picture(path, runner, baseline_ckpt, work_dir):

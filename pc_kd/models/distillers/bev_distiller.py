@@ -49,6 +49,18 @@ def camera_rig_of(cfg, source: str) -> Optional[dict]:
     return None
 
 
+def _as_leaves(outputs):
+    """``outputs`` (tensors in dicts and lists) with every float tensor detached as a leaf that wants a gradient:
+    a backward from them stops there."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach().requires_grad_(outputs.is_floating_point())
+    if isinstance(outputs, dict):
+        return {k: _as_leaves(v) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_as_leaves(v) for v in outputs)
+    return outputs
+
+
 @MODELS.register_module()
 class BEVDistiller(BaseModel):
     """Distil a teacher BEV detector into a student BEV detector.
@@ -181,7 +193,7 @@ class BEVDistiller(BaseModel):
         sample (``[N_b, >=7]``, the BEV maps' frame)."""
         losses = {}
         grid = head_grid(self.student, student_feats["bev_high"].shape)  # bev_high's and the head maps' grid
-        # the keypoint terms adapt their samples, not the maps (sample_adapted: the same values, N x 9 cells)
+        # the keypoint and dense terms adapt their samples or cells, not the maps (the same values, fewer cells)
         if self.weights["feature"]:
             losses["loss_distill_feature"] = self.weights["feature"] * keypoint_feature_loss(
                 student_feats["bev_low"], teacher_feats["bev_low"], boxes,
@@ -189,9 +201,6 @@ class BEVDistiller(BaseModel):
         if self.weights["relation"]:
             losses["loss_distill_relation"] = self.weights["relation"] * keypoint_relation_loss(
                 student_feats["bev_high"], teacher_feats["bev_high"], boxes, grid, adapter=self.adapters["bev_high"])
-        # the adapted bev_high map, once for the dense terms that read all of it
-        high = (self.adapters["bev_high"](student_feats["bev_high"])
-                if self.weights["dense"] or self.weights["crosskd"] else None)
         if self.weights["response"]:
             response = response_loss(student_feats["head"], teacher_feats["head"], boxes, grid, self.min_overlap,
                                      self.t_temp)
@@ -199,8 +208,10 @@ class BEVDistiller(BaseModel):
             losses["loss_distill_response_reg"] = self.weights["response"] * response["reg"]
         if self.weights["dense"]:
             losses["loss_distill_dense"] = self.weights["dense"] * dense_feature_loss(
-                high, teacher_feats["bev_high"], boxes, grid, self.dense_overlap)
-        if self.weights["crosskd"]:
+                student_feats["bev_high"], teacher_feats["bev_high"], boxes, grid, self.dense_overlap,
+                adapter=self.adapters["bev_high"])
+        if self.weights["crosskd"]:  # the whole adapted map through the teacher's head
+            high = self.adapters["bev_high"](student_feats["bev_high"])
             through_teacher = self.teacher.head(self.teacher.head_input(high, teacher_feats.get("motion")))
             response = response_loss(through_teacher, teacher_feats["head"], boxes, grid, self.min_overlap,
                                      self.t_temp)
@@ -219,10 +230,17 @@ class BEVDistiller(BaseModel):
         return losses
 
     def step_parts(self, inputs: dict, data_samples: List) -> Dict[str, object]:
-        """Three callables on one preprocessed batch, for timing what a step costs: ``student`` (its extract,
-        detection losses and backward), ``teacher`` (its forward under ``no_grad``) and ``full`` (the
-        distillation step: both, the distillation losses and backward); the full step minus the other two is
-        the distillation losses' cost. Gradients are cleared before each call."""
+        """Four callables on one preprocessed batch, for timing what a step costs: ``student`` (its extract,
+        detection losses and backward), ``teacher`` (its forward under ``no_grad``), ``full`` (the
+        distillation step: both, the distillation losses and backward) and ``losses`` (the distillation losses
+        and their backward down to both detectors' outputs, extracted once here: what the terms add to a step,
+        timed directly instead of as the full step minus the other two). Gradients are cleared before each
+        call."""
+        with torch.no_grad():
+            student_feats, teacher_feats = self.student.extract(inputs), self.teacher.extract(inputs)
+        student_feats = _as_leaves(student_feats)
+        boxes = [s.gt_instances_3d.bboxes_3d.tensor.to(student_feats["bev_high"].device) for s in data_samples]
+
         def student():
             self.zero_grad(set_to_none=True)
             feats = self.student.extract(inputs)
@@ -236,7 +254,11 @@ class BEVDistiller(BaseModel):
             self.zero_grad(set_to_none=True)
             sum(self.loss(inputs, data_samples).values()).backward()
 
-        return dict(student=student, teacher=teacher, full=full)
+        def losses():
+            self.zero_grad(set_to_none=True)
+            sum(self.distill_losses(student_feats, teacher_feats, boxes).values()).backward()
+
+        return dict(student=student, teacher=teacher, full=full, losses=losses)
 
     def forward(self, inputs: dict, data_samples: Optional[List] = None, mode: str = "tensor"):
         if mode == "loss":

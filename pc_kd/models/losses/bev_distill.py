@@ -11,7 +11,8 @@ boxes gives 0 with a gradient, never NaN; each computes in float32 whatever prec
 The keypoint terms take the student's 1 x 1 conv adapter (student channels -> teacher channels) as an argument
 and apply it to the samples instead of the map: a 1 x 1 conv is affine per cell and bilinear sampling is linear,
 so ``sample(conv(f)) = W sample(f) + b sample(1)`` exactly (``sample(1)`` < 1 where taps fall outside the map),
-and the adapter costs ``N x 9`` cells instead of the whole map (forward and backward).
+and the adapter costs ``N x 9`` cells instead of the whole map (forward and backward). The dense term adapts
+only the cells its Gaussians weigh, for the same reason.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -69,13 +70,21 @@ def sample_adapted(feat: torch.Tensor, xy: torch.Tensor, grid, adapter: Optional
     out = sample_bev(feat, xy, grid)
     if adapter is None or isinstance(adapter, nn.Identity):
         return out
+    coverage = sample_bev(feat.new_ones(feat.shape[0], 1, *feat.shape[-2:]), xy, grid)  # [B, M, K, 1]
+    return _adapt_rows("sample_adapted", out, adapter, coverage)
+
+
+def _adapt_rows(name: str, rows: torch.Tensor, adapter: Optional[nn.Module], coverage=1.0) -> torch.Tensor:
+    """A 1 x 1 conv ``adapter`` applied to feature rows ``[..., C_in]`` -> ``[..., C_out]``: ``W x + coverage b``
+    (``coverage`` is 1 at a cell, the taps' weight inside the map at a bilinear sample)."""
+    if adapter is None or isinstance(adapter, nn.Identity):
+        return rows
     if not (isinstance(adapter, nn.Conv2d) and adapter.kernel_size == (1, 1) and adapter.stride == (1, 1)
             and adapter.padding in ((0, 0), "valid") and adapter.groups == 1 and adapter.dilation == (1, 1)):
-        raise ValueError(f"sample_adapted: the adapter must be a plain 1 x 1 nn.Conv2d or nn.Identity, got {adapter}")
-    out = out @ adapter.weight[:, :, 0, 0].t().to(out.dtype)
+        raise ValueError(f"{name}: the adapter must be a plain 1 x 1 nn.Conv2d or nn.Identity, got {adapter}")
+    out = rows @ adapter.weight[:, :, 0, 0].t().to(rows.dtype)
     if adapter.bias is not None:
-        coverage = sample_bev(feat.new_ones(feat.shape[0], 1, *feat.shape[-2:]), xy, grid)  # [B, M, K, 1]
-        out = out + coverage * adapter.bias.to(out.dtype)
+        out = out + coverage * adapter.bias.to(rows.dtype)
     return out
 
 
@@ -210,14 +219,21 @@ def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str
 
 @float32_loss
 def dense_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
-                       min_overlap: float = 0.1) -> torch.Tensor:
+                       min_overlap: float = 0.1, adapter: Optional[nn.Module] = None) -> torch.Tensor:
     """Dense foreground-weighted imitation of a BEV map (BEVDistill's dense term): every cell's mean squared
     channel difference, weighted by the boxes' Gaussians ``M`` (:func:`response_mask` with ``min_overlap``; 0.1,
-    the heatmaps' overlap, covers about the box), ``sum M mean_C (f_s - f_t)^2 / (sum M + 1e-4)``."""
-    _check_pair("dense_feature_loss", student, teacher, boxes)
+    the heatmaps' overlap, covers about the box), ``sum M mean_C (A(f_s) - f_t)^2 / (sum M + 1e-4)``; maps
+    ``[B, C, H, W]`` (the student's ``C_s``, the teacher's ``C``), ``A`` the 1 x 1 ``adapter`` or none.
+
+    Only the cells where ``M > 0`` are read and adapted (the others weigh 0), so the adapter costs the boxes'
+    cells instead of the whole map, forward and backward."""
+    _check_pair("dense_feature_loss", student, teacher, boxes, adapter)
     mask = response_mask(boxes, grid, min_overlap, student.device).to(student.dtype)
     if tuple(mask.shape[1:]) != tuple(student.shape[-2:]):
         raise ValueError(f"dense_feature_loss: maps {tuple(student.shape)} are not on the grid "
                          f"{tuple(mask.shape[1:])}")
-    diff = (student - teacher.detach()).pow(2).mean(1)
-    return (mask * diff).sum() / (mask.sum() + 1e-4)
+    b, y, x = torch.nonzero(mask > 0, as_tuple=True)
+    rows_s = _adapt_rows("dense_feature_loss", student.permute(0, 2, 3, 1)[b, y, x], adapter)  # [K, C]
+    rows_t = teacher.detach().permute(0, 2, 3, 1)[b, y, x]
+    diff = (rows_s - rows_t).pow(2).mean(1)
+    return (mask[b, y, x] * diff).sum() / (mask.sum() + 1e-4)
