@@ -49,6 +49,11 @@ def camera_rig_of(cfg, source: str) -> Optional[dict]:
     return None
 
 
+def _boxes_of(data_samples: List, device) -> List[torch.Tensor]:
+    """The ground-truth boxes of each sample, ``[N_b, >=7]`` in the BEV maps' frame, on ``device``."""
+    return [s.gt_instances_3d.bboxes_3d.tensor.to(device) for s in data_samples]
+
+
 def _as_leaves(outputs):
     """``outputs`` (tensors in dicts and lists) with every float tensor detached as a leaf that wants a gradient:
     a backward from them stops there."""
@@ -225,8 +230,7 @@ class BEVDistiller(BaseModel):
         losses = self.student.loss_from_features(feats, inputs, data_samples)
         with torch.no_grad():
             teacher_feats = self.teacher.extract(inputs)
-        boxes = [s.gt_instances_3d.bboxes_3d.tensor.to(feats["bev_high"].device) for s in data_samples]
-        losses.update(self.distill_losses(feats, teacher_feats, boxes))
+        losses.update(self.distill_losses(feats, teacher_feats, _boxes_of(data_samples, feats["bev_high"].device)))
         return losses
 
     def step_parts(self, inputs: dict, data_samples: List) -> Dict[str, object]:
@@ -239,7 +243,7 @@ class BEVDistiller(BaseModel):
         with torch.no_grad():
             student_feats, teacher_feats = self.student.extract(inputs), self.teacher.extract(inputs)
         student_feats = _as_leaves(student_feats)
-        boxes = [s.gt_instances_3d.bboxes_3d.tensor.to(student_feats["bev_high"].device) for s in data_samples]
+        boxes = _boxes_of(data_samples, student_feats["bev_high"].device)
 
         def student():
             self.zero_grad(set_to_none=True)

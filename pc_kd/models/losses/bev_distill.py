@@ -67,11 +67,10 @@ def sample_adapted(feat: torch.Tensor, xy: torch.Tensor, grid, adapter: Optional
     """``adapter(feat)`` sampled at ``xy`` (:func:`sample_bev`, ``[B, M, K, C_out]``) without convolving the map:
     the samples are adapted. ``adapter``: None / ``nn.Identity`` or an ``nn.Conv2d`` with a 1 x 1 kernel (no
     groups, stride 1, no padding)."""
-    out = sample_bev(feat, xy, grid)
-    if adapter is None or isinstance(adapter, nn.Identity):
-        return out
-    coverage = sample_bev(feat.new_ones(feat.shape[0], 1, *feat.shape[-2:]), xy, grid)  # [B, M, K, 1]
-    return _adapt_rows("sample_adapted", out, adapter, coverage)
+    coverage = 1.0  # the taps' weight inside the map, [B, M, K, 1], where a bias needs it
+    if isinstance(adapter, nn.Conv2d) and adapter.bias is not None:
+        coverage = sample_bev(feat.new_ones(feat.shape[0], 1, *feat.shape[-2:]), xy, grid)
+    return _adapt_rows("sample_adapted", sample_bev(feat, xy, grid), adapter, coverage)
 
 
 def _adapt_rows(name: str, rows: torch.Tensor, adapter: Optional[nn.Module], coverage=1.0) -> torch.Tensor:
