@@ -124,6 +124,14 @@ def train_and_test(config, seed, work_dir, options, tag):
     return runner, out
 
 
+def first_train_batch(runner):
+    """One training batch: the first ``batch_size`` frames of the training set, augmented and collated as the
+    loader does. (``next(iter(runner.train_dataloader))`` gives a batch only once per runner: the loader's
+    InfiniteSampler keeps one generator, which the first iterator closes.)"""
+    loader = runner.train_dataloader
+    return loader.collate_fn([loader.dataset[i] for i in range(min(loader.batch_size, len(loader.dataset)))])
+
+
 def distill_step_shares(runner, steps=3):
     """Shares of a distillation training step (forward + backward, one batch, median of ``steps`` after a
     warm-up) spent in the teacher's forward and in the distillation losses (timed directly: their forward and
@@ -131,7 +139,7 @@ def distill_step_shares(runner, steps=3):
     from pc_kd.engine import bare_model
 
     model = bare_model(runner.model).train()
-    data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
+    data = model.data_preprocessor(first_train_batch(runner), True)
     times = {}
     parts = model.step_parts(data["inputs"], data["data_samples"])
     for name in ("teacher", "full", "losses"):  # the student's own step is not reported
@@ -200,7 +208,7 @@ def bev_pool_share(runner, steps=3):
     from pc_kd.models.backbones import camera_bev
 
     model = bare_model(runner.model).train()
-    batch = next(iter(runner.train_dataloader))
+    batch = first_train_batch(runner)
     original, shares = camera_bev.bev_pool, []
     for _ in range(steps + 1):  # the first is a warm-up
         stamps, forward_s = {}, []
