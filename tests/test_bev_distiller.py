@@ -151,6 +151,30 @@ def test_a_student_given_by_its_config_starts_from_the_baseline_weights(setup):
         torch.testing.assert_close(student[name], value, atol=0, rtol=0, msg=name)
 
 
+def test_every_weight_zero_trains_the_student_exactly_as_its_baseline_trains(setup):
+    """What the paired comparisons rest on: with the same seed, data and optimizer, a distiller whose weights are
+    all 0 updates its student bit for bit as the baseline detector updates itself (the teacher's forward, its
+    no_grad and the adapters change nothing), so a paired difference is the distillation terms' alone."""
+    def train(model):
+        optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        model.train()
+        for _ in range(3):
+            data = model.data_preprocessor(setup["batch"], True)
+            optim.zero_grad()
+            sum(model(**data, mode="loss").values()).backward()
+            optim.step()
+        return model
+
+    torch.manual_seed(5)
+    baseline = train(MODELS.build(Config.fromfile(CAMERA).model)).state_dict()
+    torch.manual_seed(5)
+    distiller = train(MODELS.build(dict(type="BEVDistiller", student=CAMERA, teacher=LIDAR, teacher_ckpt=setup["ckpt"],
+                                        weights=dict(feature=0.0, relation=0.0, response=0.0))))
+    student = distiller.student.state_dict()
+    for name, value in baseline.items():  # weights and BatchNorm statistics
+        torch.testing.assert_close(student[name], value, atol=0, rtol=0, msg=name)
+
+
 def test_bad_teacher_input_is_named(setup, tmp_path):
     state = torch.load(setup["ckpt"], weights_only=True)["state_dict"]
     state.pop("head.shared_conv.0.weight")

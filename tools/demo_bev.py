@@ -20,9 +20,13 @@ seed: same initial weights, same data order, so the difference per seed is the d
 ``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
 UniDistill's terms), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
 weights) and ``lidar_to_camera_response_dense`` / ``lidar_to_camera_response_crosskd`` (each option beside the
-response term alone). Reported per path: the scores, the paired mAP difference, the seeds it helped, and for the
-first seed the share of a training step spent in the teacher and in the distillation losses, and
-``distill_<path>.png`` (teacher, baseline and distilled heatmaps and BEV features, box keypoints marked).
+response term alone); ``fusion_to_lidar_{feature,relation,response}`` (each term alone), ``fusion_to_lidar_t1`` /
+``fusion_to_lidar_response_t1`` / ``camera_to_lidar_t1`` (the teacher's heatmap at temperature 1 instead of 2) and
+two controls, ``fusion_to_lidar_zero`` (every weight 0: reproduces the LiDAR baseline) and
+``fusion_to_lidar_null_{feature,response}`` (a weight of 1e-6: the spread of an undistilled run). Reported per
+path: the scores, the paired mAP difference, the seeds it helped, and for the first seed the share of a training
+step spent in the teacher and in the distillation losses, and ``distill_<path>.png`` (teacher, baseline and
+distilled heatmaps and BEV features, box keypoints marked).
 
 Every run keeps its work folder; a rerun reuses a run whose final checkpoint and ``run.json`` exist and whose
 config is unchanged (only scoring it again), so an interrupted demo resumes where it stopped.
@@ -47,16 +51,22 @@ DETECTORS = {"lidar": ROOT / "supervised_centerpoint-pillar_none_synthetic-drivi
              "fusion": ROOT / "supervised_bevfusion_none_synthetic-driving.py"}
 UNIDISTILL = ROOT.parent / "unidistill"
 _L2C = UNIDISTILL / "unidistill_lss-camera_centerpoint-pillar_synthetic-driving.py"
-# path: (config, student detector, teacher detector, weights replacing the config's or None)
+_C2L = UNIDISTILL / "unidistill_centerpoint-pillar_lss-camera_synthetic-driving.py"
+_F2L = UNIDISTILL / "unidistill_centerpoint-pillar_bevfusion_synthetic-driving.py"
+
+
+def _weights(feature, relation, response, **other_terms):
+    return dict(feature=feature, relation=relation, response=response, **other_terms)
+
+
+# path: (config, student detector, teacher detector, BEVDistiller arguments replacing the config's, or None)
 DISTILL = {
     "lidar_to_camera": (_L2C, "camera", "lidar", None),
     "fusion_to_camera": (UNIDISTILL / "unidistill_lss-camera_bevfusion_synthetic-driving.py", "camera", "fusion", None),
-    "camera_to_lidar": (UNIDISTILL / "unidistill_centerpoint-pillar_lss-camera_synthetic-driving.py", "lidar", "camera",
-                        None),
-    "fusion_to_lidar": (UNIDISTILL / "unidistill_centerpoint-pillar_bevfusion_synthetic-driving.py", "lidar", "fusion",
-                        None),
-    "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(feature=100.0, relation=0.0, response=0.0)),
-    "lidar_to_camera_feature_relation": (_L2C, "camera", "lidar", dict(feature=100.0, relation=40.0, response=0.0)),
+    "camera_to_lidar": (_C2L, "lidar", "camera", None),
+    "fusion_to_lidar": (_F2L, "lidar", "fusion", None),
+    "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(weights=_weights(100.0, 0.0, 0.0))),
+    "lidar_to_camera_feature_relation": (_L2C, "camera", "lidar", dict(weights=_weights(100.0, 40.0, 0.0))),
     "lidar_to_camera_response": (UNIDISTILL / "unidistill-response_lss-camera_centerpoint-pillar_synthetic-driving.py",
                                  "camera", "lidar", None),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
@@ -66,10 +76,22 @@ DISTILL = {
     # the two options on top of the response term alone (without UniDistill's keypoint feature and relation terms)
     "lidar_to_camera_response_dense": (
         UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
-        dict(feature=0.0, relation=0.0, response=10.0, dense=10.0)),
+        dict(weights=_weights(0.0, 0.0, 10.0, dense=10.0))),
     "lidar_to_camera_response_crosskd": (
         UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
-        dict(feature=0.0, relation=0.0, response=10.0, crosskd=10.0)),
+        dict(weights=_weights(0.0, 0.0, 10.0, crosskd=10.0))),
+    # fusion -> LiDAR: each term alone at the config's weight, the teacher's heatmap at temperature 1 instead of 2
+    # (alone and with the three terms), and two controls: every weight 0 (must reproduce the LiDAR baseline) and a
+    # weight of 1e-6 (the objective unchanged, the float sums not: the spread of an undistilled run)
+    "fusion_to_lidar_feature": (_F2L, "lidar", "fusion", dict(weights=_weights(10.0, 0.0, 0.0))),
+    "fusion_to_lidar_relation": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 1.0, 0.0))),
+    "fusion_to_lidar_response": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 10.0))),
+    "fusion_to_lidar_response_t1": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 10.0), t_temp=1.0)),
+    "fusion_to_lidar_t1": (_F2L, "lidar", "fusion", dict(t_temp=1.0)),
+    "camera_to_lidar_t1": (_C2L, "lidar", "camera", dict(t_temp=1.0)),
+    "fusion_to_lidar_zero": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 0.0))),
+    "fusion_to_lidar_null_feature": (_F2L, "lidar", "fusion", dict(weights=_weights(1e-6, 0.0, 0.0))),
+    "fusion_to_lidar_null_response": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 1e-6))),
 }
 METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
@@ -381,14 +403,13 @@ def main(argv=None):
                 extras["classes"] = runner.cfg.test_evaluator["classes"]
                 extras["class_range"] = runner.cfg.test_evaluator["class_range"]
     for path in args.distill:
-        config, student, teacher, weights = DISTILL[path]
+        config, student, teacher, arguments = DISTILL[path]
         per_path[path] = []
         for seed in args.seeds:
             teacher_run = per_detector[teacher][args.seeds.index(seed)]
             options = dict(args.cfg_options)
             options["model.teacher_ckpt"] = str(work / f"{teacher}_seed{seed}" / f"iter_{teacher_run['iters']}.pth")
-            if weights is not None:
-                options["model.weights"] = weights
+            options.update({f"model.{k}": v for k, v in (arguments or {}).items()})
             runner, out = train_and_test(config, seed, work / f"{path}_seed{seed}", options, path)
             out["seed"] = seed
             if seed == args.seeds[0]:
