@@ -55,18 +55,15 @@ _C2L = UNIDISTILL / "unidistill_centerpoint-pillar_lss-camera_synthetic-driving.
 _F2L = UNIDISTILL / "unidistill_centerpoint-pillar_bevfusion_synthetic-driving.py"
 
 
-def _weights(feature, relation, response, **other_terms):
-    return dict(feature=feature, relation=relation, response=response, **other_terms)
-
-
 # path: (config, student detector, teacher detector, BEVDistiller arguments replacing the config's, or None)
 DISTILL = {
     "lidar_to_camera": (_L2C, "camera", "lidar", None),
     "fusion_to_camera": (UNIDISTILL / "unidistill_lss-camera_bevfusion_synthetic-driving.py", "camera", "fusion", None),
     "camera_to_lidar": (_C2L, "lidar", "camera", None),
     "fusion_to_lidar": (_F2L, "lidar", "fusion", None),
-    "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(weights=_weights(100.0, 0.0, 0.0))),
-    "lidar_to_camera_feature_relation": (_L2C, "camera", "lidar", dict(weights=_weights(100.0, 40.0, 0.0))),
+    "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(weights=dict(feature=100.0, relation=0.0, response=0.0))),
+    "lidar_to_camera_feature_relation": (
+        _L2C, "camera", "lidar", dict(weights=dict(feature=100.0, relation=40.0, response=0.0))),
     "lidar_to_camera_response": (UNIDISTILL / "unidistill-response_lss-camera_centerpoint-pillar_synthetic-driving.py",
                                  "camera", "lidar", None),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
@@ -76,22 +73,25 @@ DISTILL = {
     # the two options on top of the response term alone (without UniDistill's keypoint feature and relation terms)
     "lidar_to_camera_response_dense": (
         UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
-        dict(weights=_weights(0.0, 0.0, 10.0, dense=10.0))),
+        dict(weights=dict(feature=0.0, relation=0.0, response=10.0, dense=10.0))),
     "lidar_to_camera_response_crosskd": (
         UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
-        dict(weights=_weights(0.0, 0.0, 10.0, crosskd=10.0))),
+        dict(weights=dict(feature=0.0, relation=0.0, response=10.0, crosskd=10.0))),
     # fusion -> LiDAR: each term alone at the config's weight, the teacher's heatmap at temperature 1 instead of 2
     # (alone and with the three terms), and two controls: every weight 0 (must reproduce the LiDAR baseline) and a
     # weight of 1e-6 (the objective unchanged, the float sums not: the spread of an undistilled run)
-    "fusion_to_lidar_feature": (_F2L, "lidar", "fusion", dict(weights=_weights(10.0, 0.0, 0.0))),
-    "fusion_to_lidar_relation": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 1.0, 0.0))),
-    "fusion_to_lidar_response": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 10.0))),
-    "fusion_to_lidar_response_t1": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 10.0), t_temp=1.0)),
+    "fusion_to_lidar_feature": (_F2L, "lidar", "fusion", dict(weights=dict(feature=10.0, relation=0.0, response=0.0))),
+    "fusion_to_lidar_relation": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=1.0, response=0.0))),
+    "fusion_to_lidar_response": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=10.0))),
+    "fusion_to_lidar_response_t1": (
+        _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=10.0), t_temp=1.0)),
     "fusion_to_lidar_t1": (_F2L, "lidar", "fusion", dict(t_temp=1.0)),
     "camera_to_lidar_t1": (_C2L, "lidar", "camera", dict(t_temp=1.0)),
-    "fusion_to_lidar_zero": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 0.0))),
-    "fusion_to_lidar_null_feature": (_F2L, "lidar", "fusion", dict(weights=_weights(1e-6, 0.0, 0.0))),
-    "fusion_to_lidar_null_response": (_F2L, "lidar", "fusion", dict(weights=_weights(0.0, 0.0, 1e-6))),
+    "fusion_to_lidar_zero": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=0.0))),
+    "fusion_to_lidar_null_feature": (
+        _F2L, "lidar", "fusion", dict(weights=dict(feature=1e-6, relation=0.0, response=0.0))),
+    "fusion_to_lidar_null_response": (
+        _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=1e-6))),
 }
 METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
