@@ -20,8 +20,9 @@ seed: same initial weights, same data order, so the difference per seed is the d
 ``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
 UniDistill's terms), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
 weights) and ``lidar_to_camera_response_dense`` / ``lidar_to_camera_response_crosskd`` (each option beside the
-response term alone); ``fusion_to_lidar_{feature,relation,response}`` (each term alone), ``fusion_to_lidar_t1`` /
-``fusion_to_lidar_response_t1`` / ``camera_to_lidar_t1`` (the teacher's heatmap at temperature 1 instead of 2) and
+response term alone); ``fusion_to_lidar_{feature,relation,response}`` (each term alone; the response term at
+UniDistill's temperature 2), ``fusion_to_lidar_t2`` (the three terms, the teacher's heatmap at temperature 2 instead
+of the config's 1), ``fusion_to_lidar_response_t1`` / ``camera_to_lidar_t1`` (at temperature 1 instead of 2) and
 two controls, ``fusion_to_lidar_zero`` (every weight 0: reproduces the LiDAR baseline) and
 ``fusion_to_lidar_null_{feature,response}`` (a weight of 1e-6: the spread of an undistilled run). Reported per
 path: the scores, the paired mAP difference, the seeds it helped, and for the first seed the share of a training
@@ -77,21 +78,23 @@ DISTILL = {
     "lidar_to_camera_response_crosskd": (
         UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
         dict(weights=dict(feature=0.0, relation=0.0, response=10.0, crosskd=10.0))),
-    # fusion -> LiDAR: each term alone at the config's weight, the teacher's heatmap at temperature 1 instead of 2
-    # (alone and with the three terms), and two controls: every weight 0 (must reproduce the LiDAR baseline) and a
-    # weight of 1e-6 (the objective unchanged, the float sums not: the spread of an undistilled run)
+    # fusion -> LiDAR: each term alone at the config's weight, the teacher's heatmap at UniDistill's temperature 2
+    # (the three terms; the response term alone) or at 1 (the config's), and two controls: every weight 0 (must
+    # reproduce the LiDAR baseline) and a weight of 1e-6 (the objective unchanged, the float sums not: the spread
+    # of an undistilled run)
     "fusion_to_lidar_feature": (_F2L, "lidar", "fusion", dict(weights=dict(feature=10.0, relation=0.0, response=0.0))),
     "fusion_to_lidar_relation": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=1.0, response=0.0))),
-    "fusion_to_lidar_response": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=10.0))),
+    "fusion_to_lidar_response": (
+        _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=10.0), t_temp=2.0)),
     "fusion_to_lidar_response_t1": (
         _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=10.0), t_temp=1.0)),
-    "fusion_to_lidar_t1": (_F2L, "lidar", "fusion", dict(t_temp=1.0)),
+    "fusion_to_lidar_t2": (_F2L, "lidar", "fusion", dict(t_temp=2.0)),
     "camera_to_lidar_t1": (_C2L, "lidar", "camera", dict(t_temp=1.0)),
     "fusion_to_lidar_zero": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=0.0))),
     "fusion_to_lidar_null_feature": (
         _F2L, "lidar", "fusion", dict(weights=dict(feature=1e-6, relation=0.0, response=0.0))),
     "fusion_to_lidar_null_response": (
-        _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=1e-6))),
+        _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=1e-6), t_temp=2.0)),
 }
 METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
