@@ -2,7 +2,7 @@
 # (student; its 300 iterations at batch 4) learns from the trained LiDAR + camera detector (teacher, frozen) at the 9
 # keypoints of every box: bev_low features (x10), bev_high relations (x1) and head responses (x10). The teacher's
 # heatmap is read at temperature 1, not UniDistill's 2 (the nuScenes twin keeps 2): softened, it pulls a LiDAR student
-# off its own sharp peaks (README, "Why fusion -> LiDAR loses"; tools/demo_bev.py's fusion_to_lidar_t2 runs it at 2).
+# off its own sharp peaks (README: Why fusion -> LiDAR loses; the demo path fusion_to_lidar_t2 runs it at 2).
 # The teacher needs the images: the camera pipeline. Train the teacher first:
 #   python tools/train.py configs/supervised/supervised_bevfusion_none_synthetic-driving.py
 _base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cosine_300it.py",
