@@ -18,7 +18,8 @@ Distillation (``--distill``): each path trains its student config from ``configs
 detector of the same seed (trained first, in this run) and is compared with the student's baseline of the same
 seed: same initial weights, same data order, so the difference per seed is the distillation's. Extra paths:
 ``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
-UniDistill's terms), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
+UniDistill's terms), ``lidar_to_camera_fc_weights`` (the three terms at UniDistill's fusion -> camera weights
+10 / 5 / 10), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
 weights) and ``lidar_to_camera_response_dense`` / ``lidar_to_camera_response_crosskd`` (each option beside the
 response term alone); ``fusion_to_lidar_{feature,relation,response}`` (each term alone; the response term at
 UniDistill's temperature 2), ``fusion_to_lidar_t2`` (the three terms, the teacher's heatmap at temperature 2 instead
@@ -65,6 +66,9 @@ DISTILL = {
     "lidar_to_camera_feature": (_L2C, "camera", "lidar", dict(weights=dict(feature=100.0, relation=0.0, response=0.0))),
     "lidar_to_camera_feature_relation": (
         _L2C, "camera", "lidar", dict(weights=dict(feature=100.0, relation=40.0, response=0.0))),
+    # UniDistill's three terms at its fusion -> camera weights (the keypoint feature term 10x lighter)
+    "lidar_to_camera_fc_weights": (
+        _L2C, "camera", "lidar", dict(weights=dict(feature=10.0, relation=5.0, response=10.0))),
     "lidar_to_camera_response": (UNIDISTILL / "unidistill-response_lss-camera_centerpoint-pillar_synthetic-driving.py",
                                  "camera", "lidar", None),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
