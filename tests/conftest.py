@@ -40,6 +40,18 @@ def synthetic_indoor_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def demo_bev():
+    """``tools/demo_bev.py`` as a module (a script, not part of the package), for tests of its pieces."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_bev", Path(__file__).resolve().parents[1] / "tools" /
+                                                  "demo_bev.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def train_until_then_kill(cmd, cwd, checkpoint: Path, timeout_s: float = 240) -> str:
     """Start ``cmd`` (a tools/train.py command), SIGKILL it as soon as ``checkpoint`` is saved and named by the
     work dir's ``last_checkpoint`` file (as a crashed node or a pre-empted job would; mmengine writes that file

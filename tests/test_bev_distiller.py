@@ -175,23 +175,18 @@ def test_every_weight_zero_trains_the_student_exactly_as_its_baseline_trains(set
         torch.testing.assert_close(student[name], value, atol=0, rtol=0, msg=name)
 
 
-def test_every_demo_path_builds_the_distiller_it_names(setup):
+def test_every_demo_path_builds_the_distiller_it_names(setup, demo_bev):
     """``tools/demo_bev.py`` trains its detectors for an hour before the first distillation path: a path whose
     arguments do not fit BEVDistiller must fail here instead. Each path's config with its arguments merged as the
     demo merges them builds a distiller carrying those arguments; the fusion -> LiDAR config reads the teacher's
     heatmap at temperature 1 and its ``_t2`` path at UniDistill's 2, with the same weights."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo_bev", ROOT / "tools" / "demo_bev.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     built = {}
-    for path, (config, student, teacher, arguments) in demo.DISTILL.items():
+    for path, (config, student, teacher, arguments) in demo_bev.DISTILL.items():
         cfg = Config.fromfile(config)
-        cfg.merge_from_dict({f"model.{k}": v for k, v in (arguments or {}).items()})
+        cfg.merge_from_dict(demo_bev.distiller_options(arguments))
         cfg.model.teacher_ckpt = None
-        assert cfg.model.student == str(demo.DETECTORS[student].relative_to(ROOT)), path
-        assert cfg.model.teacher == str(demo.DETECTORS[teacher].relative_to(ROOT)), path
+        assert cfg.model.student == str(demo_bev.DETECTORS[student].relative_to(ROOT)), path
+        assert cfg.model.teacher == str(demo_bev.DETECTORS[teacher].relative_to(ROOT)), path
         distiller = MODELS.build(cfg.model)
         for key, value in (arguments or {}).items():
             got = {k: w for k, w in distiller.weights.items() if w} if key == "weights" else getattr(distiller, key)

@@ -103,6 +103,11 @@ DISTILL = {
 METRICS = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
 
+def distiller_options(arguments) -> dict:
+    """A path's BEVDistiller arguments (or None) as ``--cfg-options`` keys of its config's ``model``."""
+    return {f"model.{k}": v for k, v in (arguments or {}).items()}
+
+
 def _fingerprint(cfg) -> str:
     """Hash of what decides a run's result (model, data, schedule, seed), not of where it is written."""
     keep = {k: cfg.get(k) for k in ("model", "train_dataloader", "optim_wrapper", "param_scheduler", "train_cfg",
@@ -416,7 +421,7 @@ def main(argv=None):
             teacher_run = per_detector[teacher][args.seeds.index(seed)]
             options = dict(args.cfg_options)
             options["model.teacher_ckpt"] = str(work / f"{teacher}_seed{seed}" / f"iter_{teacher_run['iters']}.pth")
-            options.update({f"model.{k}": v for k, v in (arguments or {}).items()})
+            options.update(distiller_options(arguments))
             runner, out = train_and_test(config, seed, work / f"{path}_seed{seed}", options, path)
             out["seed"] = seed
             if seed == args.seeds[0]:
