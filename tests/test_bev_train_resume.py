@@ -2,6 +2,7 @@
 kill -9 from the last checkpoint, and tools/test.py scores them with the nuScenes metric."""
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def test_demo_bev_trains_scores_and_draws(tmp_path):
     opts = [o for o in opts if not o.startswith(("default_hooks.checkpoint.interval", "test_evaluator"))]
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     out = subprocess.run([sys.executable, "tools/demo_bev.py", "--work-dir", str(work), "--distill", "lidar_to_camera",
-                          "--cfg-options", *opts],
+                          "--heldout-frames", "2", "--cfg-options", *opts],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
@@ -110,10 +111,19 @@ def test_demo_bev_trains_scores_and_draws(tmp_path):
         assert row in log
     assert re.search(r"camera: final depth loss [0-9.]+, bev_pool share of a training step [0-9.]+ %", log)
     distill_row = r"\| lidar_to_camera \(camera <- lidar\) \|.*\| [+-][0-9.]+ \| [01] of 1 \| [0-9]+ % / [0-9.]+ % \|"
-    assert re.search(distill_row, log)
+    assert len(re.findall(distill_row, log)) == 2  # on the validation frames, then on the held-out ones
+    assert "scores on 2 synthetic held-out test frames" in log and "UniDistill paths on the same 2 frames" in log
     results = json.loads((work / "results.json").read_text())
-    assert results["reference"]["ground truth"]["mAP"] == pytest.approx(1.0)
-    assert results["reference"]["random"]["mAP"] < 0.15  # a floor: 4 m matches happen by chance
+    for frames in ("val", "heldout"):
+        assert results["reference"][frames]["ground truth"]["mAP"] == pytest.approx(1.0)
+        assert results["reference"][frames]["random"]["mAP"] < 0.15  # a floor: 4 m matches happen by chance
+    for runs in [*results["detectors"].values(), *results["distillation"].values()]:
+        assert set(runs[0]["heldout"]) == {"mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE"}
+    with open(tmp_path / "data" / "synthetic_driving_infos_test.pkl", "rb") as f:
+        heldout = {info["token"] for info in pickle.load(f)["data_list"]}
+    for split in ("train", "val"):
+        with open(tmp_path / "data" / f"synthetic_driving_infos_{split}.pkl", "rb") as f:
+            assert heldout.isdisjoint(info["token"] for info in pickle.load(f)["data_list"]), split
     from PIL import Image
 
     assert results["distillation"]["lidar_to_camera"][0]["seed"] == 0

@@ -178,3 +178,17 @@ def test_driving_v2_attributes_paint_and_asymmetric_parts():
             x, y, _, l, _, _, yaw = s.boxes_ego[k]
             along = (centroid - [x, y]) @ [np.cos(yaw), np.sin(yaw)]
             assert abs(along) > 0.01 * l
+
+
+def test_synthetic_driving_splits_never_share_a_frame():
+    from pc_kd.datasets.synthetic.writer import DRIVING_SPLITS, driving_sample_seeds
+
+    for seed in (0, 3):
+        frames = {split: driving_sample_seeds(split, limit, seed) for split, (_, limit) in DRIVING_SPLITS.items()}
+        assert len(set().union(*frames.values())) == sum(map(len, frames.values()))  # no frame in two splits
+        assert frames["train"][0] == seed * 1000 and frames["val"][0] == seed * 1000 + 500  # the cached frames
+    assert driving_sample_seeds("test", 2, 0) == [750, 751]
+    with pytest.raises(ValueError, match=r"num_samples=251 for split 'val' must be in 0\.\.250"):
+        driving_sample_seeds("val", 251, 0)
+    with pytest.raises(ValueError, match=r"split='valid' is not one of \['train', 'val', 'test'\]"):
+        driving_sample_seeds("valid", 4, 0)

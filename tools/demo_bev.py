@@ -1,10 +1,12 @@
 """BEV detection and cross-modal BEV distillation on synthetic driving scenes, end to end: generate 64 + 64 key
-frames (cached), train the LiDAR (also with a motion cue), camera and fusion detectors by the Runner, distil them
-into each other (UniDistill's paths), score every model with the nuScenes metric, print the tables, draw pictures.
+frames and 128 held-out ones (cached), train the LiDAR (also with a motion cue), camera and fusion detectors by the
+Runner, distil them into each other (UniDistill's paths), score every model with the nuScenes metric, print the
+tables, draw pictures.
 
     python tools/demo_bev.py [--work-dir work_dirs/demo_bev] [--seeds 0 1 2]
         [--detectors lidar lidar_motion camera fusion]
-        [--distill lidar_to_camera fusion_to_camera camera_to_lidar fusion_to_lidar ...] [--cfg-options k=v ...]
+        [--distill lidar_to_camera fusion_to_camera camera_to_lidar fusion_to_lidar ...] [--heldout-frames 128]
+        [--cfg-options k=v ...]
 
 Rows: the four detectors (mean +- std over seeds; ``lidar_motion`` is the LiDAR one whose head also reads
 :class:`SweepMotion`'s velocity estimate), and two rows that need no training, scored the same way: a
@@ -13,6 +15,10 @@ reported: training and metric seconds, the camera detector's final depth loss an
 step spent in ``bev_pool``. Pictures of the first validation frame (first seed): ``bev_<detector>.png`` (GT vs
 predictions over the LiDAR points), ``cameras_<detector>.png`` (predictions in the six images) and
 ``render_<detector>.png`` (open3d, when installed). A JSON of every number goes to ``results.json``.
+
+Held-out frames (``--heldout-frames``, 128 by default): every run is also scored on frames of the synthetic split
+"test", which no run trains on and no setting (temperature, weights) was chosen on; the tables are printed for the
+validation frames and again for the held-out ones.
 
 Distillation (``--distill``): each path trains its student config from ``configs/unidistill`` with the teacher
 detector of the same seed (trained first, in this run) and is compared with the student's baseline of the same
@@ -34,6 +40,7 @@ Every run keeps its work folder; a rerun reuses a run whose final checkpoint and
 config is unchanged (only scoring it again), so an interrupted demo resumes where it stopped.
 """
 import argparse
+import copy
 import hashlib
 import json
 import time
@@ -125,9 +132,26 @@ def run_config(config, seed, work_dir, options, tag):
     return cfg
 
 
-def train_and_test(config, seed, work_dir, options, tag):
+def heldout_loader(cfg, num_frames):
+    """``cfg``'s test dataloader on ``num_frames`` held-out frames (the synthetic split "test": frames neither trained
+    on nor used to choose a setting)."""
+    loader = copy.deepcopy(cfg.test_dataloader)
+    loader["dataset"].update(split="test", num_samples=num_frames)
+    return loader
+
+
+def heldout_scores(runner, num_frames) -> dict:
+    """The run's scores on ``num_frames`` held-out frames, by its config's test pipeline and evaluator."""
+    from mmengine.runner import TestLoop
+
+    loop = TestLoop(runner, heldout_loader(runner.cfg, num_frames), copy.deepcopy(runner.cfg.test_evaluator))
+    metrics = loop.run()
+    return {k: float(metrics[f"nuscenes/{k}"]) for k in METRICS}
+
+
+def train_and_test(config, seed, work_dir, options, tag, heldout_frames=0):
     """Train ``config`` with ``seed`` by the Runner (or reuse the finished run in ``work_dir``); return its runner
-    and test metrics (+ timings)."""
+    and test metrics (+ timings; ``heldout``: the scores on ``heldout_frames`` held-out frames, when > 0)."""
     from pc_kd.engine import build_runner
     from pc_kd.utils.io import atomic_write
 
@@ -153,6 +177,8 @@ def train_and_test(config, seed, work_dir, options, tag):
     metrics = runner.test()
     out.update({k: float(metrics[f"nuscenes/{k}"]) for k in METRICS}, test_s=time.perf_counter() - start,
                iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
+    if heldout_frames:
+        out["heldout"] = heldout_scores(runner, heldout_frames)
     with atomic_write(record) as tmp:
         Path(tmp).write_text(json.dumps(dict(out, fingerprint=fingerprint), indent=1))
     return runner, out
@@ -346,7 +372,12 @@ def mean_std(values, sign: str = "") -> str:
     return f"{v.mean():{sign}.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else "")
 
 
-def distill_table(per_path, per_detector):
+def _scores(run, frames: str) -> dict:
+    """A run's scores on the validation frames (``frames`` "val") or on the held-out ones ("heldout")."""
+    return run if frames == "val" else run["heldout"]
+
+
+def distill_table(per_path, per_detector, frames="val"):
     """Each path's scores beside its student's baseline of the same seeds: the paired mAP difference (mean +-
     std over seeds) and the number of seeds where the distilled student scored higher."""
     cols = ("mAP", "NDS", "mATE", "mAOE", "mAVE")
@@ -355,8 +386,8 @@ def distill_table(per_path, per_detector):
     for path, runs in per_path.items():
         student, teacher = DISTILL[path][1], DISTILL[path][2]
         base = {r["seed"]: r for r in per_detector[student]}
-        diff = np.array([r["mAP"] - base[r["seed"]]["mAP"] for r in runs])
-        cells = [mean_std([r[m] for r in runs]) for m in cols]
+        diff = np.array([_scores(r, frames)["mAP"] - _scores(base[r["seed"]], frames)["mAP"] for r in runs])
+        cells = [mean_std([_scores(r, frames)[m] for r in runs]) for m in cols]
         share = runs[0].get("shares")
         lines.append(f"| {path} ({student} <- {teacher}) | " + " | ".join(cells)
                      + f" | {mean_std(diff, '+')}"
@@ -366,15 +397,16 @@ def distill_table(per_path, per_detector):
     return "\n".join(lines)
 
 
-def table(per_detector, reference, num_frames):
-    lines = [f"nuScenes detection scores on {num_frames} synthetic validation frames (5 classes, 30 m), "
+def table(per_detector, reference, num_frames, frames="val"):
+    lines = [f"nuScenes detection scores on {num_frames} synthetic "
+             + ("validation" if frames == "val" else "held-out test") + " frames (5 classes, 30 m), "
              + ("one seed" if len(next(iter(per_detector.values()))) == 1 else
                 f"mean +- std over {len(next(iter(per_detector.values())))} seeds") + ":",
              "| detector | " + " | ".join(METRICS) + " | train s |", "|---" * (len(METRICS) + 2) + "|"]
     for name, runs in per_detector.items():
         cells = []
         for m in METRICS + ("train_s",):
-            v = np.array([r[m] for r in runs])
+            v = np.array([r["train_s"] if m == "train_s" else _scores(r, frames)[m] for r in runs])
             cells.append(mean_std(v) if m != "train_s"
                          else f"{v.mean():.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -394,6 +426,9 @@ def main(argv=None):
                              "added to --detectors)")
     parser.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default={},
                         help="override entries of every detector config, e.g. train_cfg.max_iters=20")
+    parser.add_argument("--heldout-frames", type=int, default=128,
+                        help="also score every run on this many held-out frames (the synthetic split 'test', never "
+                             "used to choose a setting; 0: none)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -403,15 +438,21 @@ def main(argv=None):
     for name in detectors:
         per_detector[name] = []
         for seed in args.seeds:
-            runner, out = train_and_test(DETECTORS[name], seed, work / f"{name}_seed{seed}", args.cfg_options, name)
+            runner, out = train_and_test(DETECTORS[name], seed, work / f"{name}_seed{seed}", args.cfg_options, name,
+                                         args.heldout_frames)
             out["seed"] = seed
             if name == "camera" and seed == args.seeds[0]:
                 out["bev_pool_share"] = bev_pool_share(runner)
             per_detector[name].append(out)
-            print_log(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()), "current")
+            print_log(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()
+                                                          if isinstance(v, (int, float))), "current")
             if seed == args.seeds[0]:
                 files += pictures(name, runner, work)
                 dataset = runner.test_dataloader.dataset
+                if args.heldout_frames:
+                    from pc_kd.registry import DATASETS
+
+                    heldout = DATASETS.build(heldout_loader(runner.cfg, args.heldout_frames)["dataset"])
                 extras["classes"] = runner.cfg.test_evaluator["classes"]
                 extras["class_range"] = runner.cfg.test_evaluator["class_range"]
     for path in args.distill:
@@ -422,7 +463,8 @@ def main(argv=None):
             options = dict(args.cfg_options)
             options["model.teacher_ckpt"] = str(work / f"{teacher}_seed{seed}" / f"iter_{teacher_run['iters']}.pth")
             options.update(distiller_options(arguments))
-            runner, out = train_and_test(config, seed, work / f"{path}_seed{seed}", options, path)
+            runner, out = train_and_test(config, seed, work / f"{path}_seed{seed}", options, path,
+                                         args.heldout_frames)
             out["seed"] = seed
             if seed == args.seeds[0]:
                 out["shares"] = distill_step_shares(runner)
@@ -432,12 +474,16 @@ def main(argv=None):
             per_path[path].append(out)
             print_log(f"{path} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()
                                                           if isinstance(v, float)), "current")
-    reference = reference_rows(dataset, extras["classes"], extras["class_range"])
-    text = table(per_detector, reference, len(dataset))
-    print("\n" + text)
-    if per_path:
-        print("\nUniDistill paths, each against its student's baseline of the same seeds:\n"
-              + distill_table(per_path, per_detector))
+    reference = {"val": reference_rows(dataset, extras["classes"], extras["class_range"])}
+    if args.heldout_frames:
+        reference["heldout"] = reference_rows(heldout, extras["classes"], extras["class_range"])
+    for frames, num_frames in (("val", len(dataset)), ("heldout", args.heldout_frames)):
+        if frames not in reference:
+            continue
+        print("\n" + table(per_detector, reference[frames], num_frames, frames))
+        if per_path:
+            print(f"\nUniDistill paths on the same {num_frames} frames, each against its student's baseline of the "
+                  "same seeds:\n" + distill_table(per_path, per_detector, frames))
     for name, runs in per_detector.items():
         if "final_depth_loss" in runs[0]:
             print(f"{name}: final depth loss {np.mean([r['final_depth_loss'] for r in runs]):.3f}"

@@ -29,6 +29,22 @@ def _check_params(root: Path, params: dict, kind: str):
             tmp.write_text(json.dumps(params, indent=1))
 
 
+# driving frames of each split: sample seeds seed * 1000 + offset + i, i < limit, so that train, val and the
+# held-out test frames (scored only after every setting was chosen on val) never share a frame
+DRIVING_SPLITS = {"train": (0, 500), "val": (500, 250), "test": (750, 250)}
+
+
+def driving_sample_seeds(split: str, num_samples: int, seed: int) -> list:
+    """Sample seeds of ``num_samples`` frames of ``split`` ("train", "val" or "test"; see DRIVING_SPLITS)."""
+    if split not in DRIVING_SPLITS:
+        raise ValueError(f"synthetic driving: split={split!r} is not one of {list(DRIVING_SPLITS)}")
+    offset, limit = DRIVING_SPLITS[split]
+    if not 0 <= num_samples <= limit:
+        raise ValueError(f"synthetic driving: num_samples={num_samples} for split {split!r} must be in 0..{limit} "
+                         f"(more would reach the frames of the next split)")
+    return [seed * 1000 + offset + i for i in range(num_samples)]
+
+
 def indoor_intrinsic(image_hw) -> np.ndarray:
     """4x4 intrinsics of the synthetic RGB-D camera: ~60 degree horizontal field of view, centred."""
     h, w = image_hw
@@ -117,15 +133,15 @@ def write_driving_dataset(root, split: str = "train", num_samples: int = 4, seed
     ``attr_label`` (index into NUSCENES_ATTRIBUTES, -1 for none) and ``num_lidar_pts``; ``lidar_sweeps`` lists
     the earlier sweeps (``lidar_points.lidar_path``, ``lidar_points.lidar2sensor`` = key LiDAR -> sweep LiDAR,
     the identity here since the ego is static, and ``timestamp`` in seconds). Seeds and resumption as
-    :func:`write_indoor_dataset` (a sample is complete when its key-frame LiDAR file exists, written last).
+    :func:`write_indoor_dataset` (a sample is complete when its key-frame LiDAR file exists, written last), except
+    that the splits' frames are :func:`driving_sample_seeds`: train, val and a held-out test split never overlap.
     """
     root = Path(root)
     params = dict(seed=seed, image_hw=list(image_hw), num_objects=num_objects, num_sweeps=num_sweeps, version=2)
     _check_params(root, params, "synthetic_driving")
-    base = seed * 1000 + (0 if split == "train" else 500)
+    todo = driving_sample_seeds(split, num_samples, seed)
     K = driving_intrinsic(image_hw)
     l2e = lidar2ego_matrix()
-    todo = [base + i for i in range(num_samples)]
     missing = [s for s in todo if not (root / "samples" / "LIDAR_TOP" / f"synth{s:05d}.bin").exists()]
     if missing:
         print_log(f"generating {len(missing)} synthetic driving samples ({split}) in {root}", "current",
