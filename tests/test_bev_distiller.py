@@ -178,8 +178,8 @@ def test_every_weight_zero_trains_the_student_exactly_as_its_baseline_trains(set
 def test_every_demo_path_builds_the_distiller_it_names(setup, demo_bev):
     """``tools/demo_bev.py`` trains its detectors for an hour before the first distillation path: a path whose
     arguments do not fit BEVDistiller must fail here instead. Each path's config with its arguments merged as the
-    demo merges them builds a distiller carrying those arguments; the fusion -> LiDAR config reads the teacher's
-    heatmap at temperature 1 and its ``_t2`` path at UniDistill's 2, with the same weights."""
+    demo merges them builds a distiller carrying those arguments; the fusion -> LiDAR and camera -> LiDAR configs
+    read the teacher's heatmap at temperature 1 and their ``_t2`` paths at UniDistill's 2, with the same weights."""
     built = {}
     for path, (config, student, teacher, arguments) in demo_bev.DISTILL.items():
         cfg = Config.fromfile(config)
@@ -192,8 +192,9 @@ def test_every_demo_path_builds_the_distiller_it_names(setup, demo_bev):
             got = {k: w for k, w in distiller.weights.items() if w} if key == "weights" else getattr(distiller, key)
             assert got == ({k: w for k, w in value.items() if w} if key == "weights" else value), (path, key)
         built[path] = distiller
-    assert built["fusion_to_lidar"].t_temp == 1.0 and built["fusion_to_lidar_t2"].t_temp == 2.0
-    assert built["fusion_to_lidar"].weights == built["fusion_to_lidar_t2"].weights
+    for path in ("fusion_to_lidar", "camera_to_lidar"):
+        assert built[path].t_temp == 1.0 and built[f"{path}_t2"].t_temp == 2.0, path
+        assert built[path].weights == built[f"{path}_t2"].weights, path
 
 
 def test_bad_teacher_input_is_named(setup, tmp_path):

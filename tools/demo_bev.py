@@ -29,7 +29,8 @@ UniDistill's terms), ``lidar_to_camera_fc_weights`` (the three terms at UniDisti
 weights) and ``lidar_to_camera_response_dense`` / ``lidar_to_camera_response_crosskd`` (each option beside the
 response term alone); ``fusion_to_lidar_{feature,relation,response}`` (each term alone; the response term at
 UniDistill's temperature 2), ``fusion_to_lidar_t2`` (the three terms, the teacher's heatmap at temperature 2 instead
-of the config's 1), ``fusion_to_lidar_response_t1`` / ``camera_to_lidar_t1`` (at temperature 1 instead of 2) and
+of the config's 1; ``camera_to_lidar_t2`` the same for camera -> LiDAR), ``fusion_to_lidar_response_t1`` (at
+temperature 1 instead of 2) and
 two controls, ``fusion_to_lidar_zero`` (every weight 0: reproduces the LiDAR baseline) and
 ``fusion_to_lidar_null_{feature,response}`` (a weight of 1e-6: the spread of an undistilled run). Reported per
 path: the scores, the paired mAP difference, the seeds it helped, and for the first seed the share of a training
@@ -100,7 +101,7 @@ DISTILL = {
     "fusion_to_lidar_response_t1": (
         _F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=10.0), t_temp=1.0)),
     "fusion_to_lidar_t2": (_F2L, "lidar", "fusion", dict(t_temp=2.0)),
-    "camera_to_lidar_t1": (_C2L, "lidar", "camera", dict(t_temp=1.0)),
+    "camera_to_lidar_t2": (_C2L, "lidar", "camera", dict(t_temp=2.0)),
     "fusion_to_lidar_zero": (_F2L, "lidar", "fusion", dict(weights=dict(feature=0.0, relation=0.0, response=0.0))),
     "fusion_to_lidar_null_feature": (
         _F2L, "lidar", "fusion", dict(weights=dict(feature=1e-6, relation=0.0, response=0.0))),
