@@ -405,11 +405,8 @@ def table(per_detector, reference, num_frames, frames="val"):
                 f"mean +- std over {len(next(iter(per_detector.values())))} seeds") + ":",
              "| detector | " + " | ".join(METRICS) + " | train s |", "|---" * (len(METRICS) + 2) + "|"]
     for name, runs in per_detector.items():
-        cells = []
-        for m in METRICS + ("train_s",):
-            v = np.array([r["train_s"] if m == "train_s" else _scores(r, frames)[m] for r in runs])
-            cells.append(mean_std(v) if m != "train_s"
-                         else f"{v.mean():.0f}")
+        cells = [mean_std([_scores(r, frames)[m] for r in runs]) for m in METRICS]
+        cells.append(f"{np.mean([r['train_s'] for r in runs]):.0f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, row in reference.items():
         lines.append(f"| {name} boxes | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " | - |")
