@@ -9,7 +9,9 @@ Prints JSON: seconds of the three losses forward + backward for ``--boxes`` boxe
 pc_kd's ``BEVDistiller.distill_losses``, of each term alone (its adapter included; the two options ``dense``
 and ``crosskd`` at weight 10), of the dense term with its adapter run over the whole map instead of the boxes'
 cells (``dense_map_over_cells``), and of a per-box loop of the keypoint feature and relation terms, their
-ratio and the largest difference of the two loss values. The backward
+ratio and the largest difference of the two loss values; for the three losses and each term, the operators one
+call dispatches and the reads back to the host among them (``losses_dispatch``, ``term_dispatch``: on a GPU
+these small ops, not the arithmetic, bound the time; counted the same on any device). The backward
 stops at the student's BEV maps and head outputs (the head's own backward is shared with the detection loss in
 a step). With ``--step`` the shares of a distillation step spent in the teacher and in the losses (the voxel
 teacher needs spconv: spconv-triton autotunes every conv on first use, minutes); ``--profile`` writes the
@@ -22,7 +24,7 @@ import sys
 
 import torch
 
-from common import emit, machine, timed
+from common import dispatch_counts, emit, machine, timed
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -118,11 +120,14 @@ def main():
                   channels=dict(student=[student["bev_low"].shape[1], student["bev_high"].shape[1]],
                                 teacher=[teacher["bev_low"].shape[1], teacher["bev_high"].shape[1]]))
 
-    def ours():
+    def losses_step():  # what a training step adds: the losses and their backward (no value read back)
         distiller.zero_grad(set_to_none=True)
         losses = distiller.distill_losses(student, teacher, boxes)
         sum(losses.values()).backward(retain_graph=True)
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return losses
+
+    def ours():
+        return {k: float(v.detach()) for k, v in losses_step().items()}
 
     def loop():
         distiller.zero_grad(set_to_none=True)
@@ -132,11 +137,13 @@ def main():
                     relation=float(relation) * distiller.weights["relation"])
 
     ours_s, _, ours_out = timed(ours, args.device, args.repeats)
+    ours_ops = dispatch_counts(losses_step)
     weights = dict(distiller.weights)
-    terms = {}
+    terms, term_ops = {}, {}
     for term in ("feature", "relation", "response", "dense", "crosskd"):  # each term alone, its adapter included
         distiller.weights = {k: ((v or 10.0) if k == term else 0.0) for k, v in weights.items()}
         terms[term] = timed(ours, args.device, args.repeats)[0]
+        term_ops[term] = dispatch_counts(losses_step)
     distiller.weights = weights
 
     def dense_on_the_map():  # the same dense term with the adapter run over the whole map first
@@ -157,7 +164,8 @@ def main():
         with open(args.profile, "w") as f:
             f.write(prof.key_averages().table(sort_by=sort, row_limit=40))
     loop_s, _, loop_out = timed(loop, args.device, args.repeats)
-    result.update(losses_fwd_bwd_s=ours_s, term_fwd_bwd_s=terms, dense_adapter_on_map_fwd_bwd_s=dense_map_s,
+    result.update(losses_fwd_bwd_s=ours_s, losses_dispatch=ours_ops, term_fwd_bwd_s=terms, term_dispatch=term_ops,
+                  dense_adapter_on_map_fwd_bwd_s=dense_map_s,
                   dense_map_over_cells=dense_map_s / terms["dense"], loop_feature_relation_fwd_bwd_s=loop_s,
                   loop_over_ours=loop_s / ours_s,
                   max_loss_diff=max(abs(ours_out["loss_distill_feature"] - loop_out["feature"]),

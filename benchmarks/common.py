@@ -69,6 +69,26 @@ def timed(fn, device: str, repeats: int = 3, warmup: int = 1):
     return statistics.median(times), peak, out
 
 
+# operators that read a value of the device back to the host: a GPU stream drains before the host goes on
+HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::_unique2", "aten::unique_dim",
+              "aten::unique_consecutive")
+
+
+def dispatch_counts(fn) -> dict:
+    """One call of ``fn`` under the profiler (CPU activity only, so it counts the same on any device): ``ops``,
+    the aten operators the Python code and autograd dispatch (those not called by another aten operator; on a GPU
+    each launches a kernel or a few, at a few microseconds of host time each, so a loss made of many small ops is
+    bound by them), and ``host_reads``, the operators that wait for a value on the device (``.item()``,
+    ``nonzero``, boolean indexing, ``unique``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = [e for e in prof.events() if e.name.startswith("aten::")]
+    top = [e for e in events if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    return dict(ops=len(top), host_reads=sum(e.name in HOST_READS for e in events))
+
+
 def machine() -> dict:
     info = dict(python=platform.python_version(), torch=torch.__version__, threads=torch.get_num_threads(),
                 cpu=platform.processor() or platform.machine(), cores=os.cpu_count())

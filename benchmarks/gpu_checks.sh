@@ -37,7 +37,7 @@ wanted voxel_scatter && step 30 bench.log $PY bench_voxel_scatter.py --device cu
 wanted lss_step && step 90 bench.log $PY bench_lss_step.py --device cuda --batch 4 --repeats 3 \
     --json "$out/lss_step.json"
 wanted distill_losses && step 60 bench.log $PY bench_bev_distill.py --device cuda --boxes 200 --batch 4 \
-    --repeats 5 --json "$out/bev_distill.json"
+    --repeats 5 --profile "$out/bev_distill_top_ops.txt" --json "$out/bev_distill.json"
 wanted distill_step && step 200 bench.log $PY bench_bev_distill.py --device cuda --boxes 200 --batch 4 \
     --repeats 5 --step --json "$out/bev_distill_step.json"
 # online (teacher in the step) vs offline (fused files) distillation step; the offline config's files first

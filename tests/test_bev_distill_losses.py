@@ -123,20 +123,26 @@ def test_response_mask_equals_draw_gaussian_per_box():
     assert expected[1].max() == 0 and expected[0].max() == 1
 
 
-def _head_maps(seed, tasks=(1, 2)):
+# head outputs per task: heatmap classes and the regression maps' channels (key order as response_loss reads them)
+SAME_LAYOUT = [dict(heatmap=1, reg=2, rot=2), dict(heatmap=2, reg=2, rot=2)]
+MIXED_LAYOUT = [dict(heatmap=1, reg=2, rot=2, vel=2), dict(heatmap=3, reg=2), dict(heatmap=2)]
+
+
+def _head_maps(seed, layout=SAME_LAYOUT):
     g = torch.Generator().manual_seed(seed)
-    return [dict(heatmap=torch.randn(2, n, H, W, generator=g, dtype=torch.float64),
-                 reg=torch.randn(2, 2, H, W, generator=g, dtype=torch.float64),
-                 rot=torch.randn(2, 2, H, W, generator=g, dtype=torch.float64)) for n in tasks]
+    return [{k: torch.randn(2, n, H, W, generator=g, dtype=torch.float64) for k, n in task.items()}
+            for task in layout]
 
 
-def test_response_loss_equals_a_loop_over_cells():
-    s_out, t_out = _head_maps(0), _head_maps(1)
+@pytest.mark.parametrize("layout", [SAME_LAYOUT, MIXED_LAYOUT], ids=["same-regression", "mixed-regression"])
+def test_response_loss_equals_a_loop_over_cells(layout):
+    s_out, t_out = _head_maps(0, layout), _head_maps(1, layout)
     boxes = [_boxes(6, 6), _boxes(3, 7)]
     out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0, clamp=1e-4)
     mask = response_mask(boxes, GRID, 0.7)
     cls = reg = 0.0
     for s, t in zip(s_out, t_out):
+        keys = [k for k in ("reg", "height", "dim", "rot", "vel") if k in s]
         for b in range(2):
             for i in range(H):
                 for j in range(W):
@@ -146,11 +152,23 @@ def test_response_loss_equals_a_loop_over_cells():
                     hs = max(min(max(1 / (1 + np.exp(-float(v))), 1e-4), 1 - 1e-4) for v in s["heatmap"][b, :, i, j])
                     ht = max(min(max(1 / (1 + np.exp(-float(v) / 2)), 1e-4), 1 - 1e-4) for v in t["heatmap"][b, :, i, j])
                     cls += m * abs(hs - ht)
-                    rs = torch.cat([s["reg"][b, :, i, j], s["rot"][b, :, i, j]])
-                    rt = torch.cat([t["reg"][b, :, i, j], t["rot"][b, :, i, j]])
-                    reg += m * float((rs - rt).abs().mean())
+                    if keys:  # the mean over this task's regression channels
+                        rs = torch.cat([s[k][b, :, i, j] for k in keys])
+                        rt = torch.cat([t[k][b, :, i, j] for k in keys])
+                        reg += m * float((rs - rt).abs().mean())
     norm = float(mask.sum()) + 1e-4
     assert abs(float(out["cls"]) - cls / norm) < 1e-9 and abs(float(out["reg"]) - reg / norm) < 1e-9
+    # the gradient of every task's maps is that of its own term: the sign of the difference inside the mask
+    s_out = [{k: v.clone().requires_grad_(True) for k, v in task.items()} for task in s_out]
+    out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0, clamp=1e-4)
+    out["reg"].backward()
+    for s, t in zip(s_out, t_out):
+        keys = [k for k in ("reg", "height", "dim", "rot", "vel") if k in s]
+        width = sum(s[k].shape[1] for k in keys)
+        for k in keys:
+            expected = mask[:, None] * torch.sign(s[k].detach() - t[k]) / width / norm
+            torch.testing.assert_close(s[k].grad, expected, rtol=1e-12, atol=1e-15)
+        assert s["heatmap"].grad is None
 
 
 def test_dense_feature_loss_equals_a_loop_over_cells_with_the_box_gaussians():
@@ -207,4 +225,4 @@ def test_mismatched_student_and_teacher_maps_are_named():
         t[0]["rot"] = t[0]["rot"][:, :1]
         response_loss(s, t, [torch.zeros(0, 7)] * 2, GRID)
     with pytest.raises(ValueError, match="2 tasks, the teacher's 1"):
-        response_loss(_head_maps(0), _head_maps(1, tasks=(1,)), [torch.zeros(0, 7)] * 2, GRID)
+        response_loss(_head_maps(0), _head_maps(1, SAME_LAYOUT[:1]), [torch.zeros(0, 7)] * 2, GRID)

@@ -16,12 +16,13 @@ only the cells its Gaussians weigh, for the same reason.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from torch import nn
 
-from pc_kd.heads.det.gaussian import gaussian_2d, gaussian_radius
+from pc_kd.heads.det.gaussian import gaussian_radius
 from pc_kd.ops.bev_pool import BEVGrid
 from pc_kd.structures import Boxes3D
 from pc_kd.utils.precision import float32_loss
@@ -94,15 +95,28 @@ def _num_boxes(boxes: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tenso
     return count
 
 
+def _box_rows(boxes: Sequence[torch.Tensor], device, dtype=None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every sample's boxes in one tensor: ``[N, 7]`` (``x, y, z, l, w, h, yaw``, on ``device``, in ``dtype`` or
+    the boxes' own), and each row's sample and slot within its sample (``[N]`` long). One concatenation and two
+    index tensors made on the host, whatever the batch size: no kernel per sample."""
+    counts = [len(b) for b in boxes]
+    rows = [torch.as_tensor(b)[:, :7] for b, n in zip(boxes, counts) if n]
+    rows = torch.cat(rows).to(device=device, dtype=dtype) if rows else torch.zeros(0, 7, device=device, dtype=dtype)
+    sample = torch.from_numpy(np.repeat(np.arange(len(counts)), counts)).to(device)
+    slot = torch.from_numpy(np.concatenate([np.arange(n) for n in counts] + [np.zeros(0, int)])).to(device)
+    return rows, sample, slot
+
+
 def _keypoints_of_batch(boxes: Sequence[torch.Tensor], device, dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Keypoints of every sample padded to the most boxes: ``[B, M, 9, 2]`` and ``valid [B, M]``."""
+    """Keypoints of every sample padded to the most boxes: ``[B, M, 9, 2]`` and ``valid [B, M]`` (all samples'
+    boxes at once)."""
     m = max([len(b) for b in boxes] + [1])
     xy = torch.zeros(len(boxes), m, 9, 2, device=device, dtype=dtype)
     valid = torch.zeros(len(boxes), m, dtype=torch.bool, device=device)
-    for b, bx in enumerate(boxes):
-        if len(bx):
-            xy[b, :len(bx)] = box_keypoints(torch.as_tensor(bx)[:, :7].to(device)).to(dtype)
-            valid[b, :len(bx)] = True
+    rows, sample, slot = _box_rows(boxes, device)
+    if len(rows):
+        xy[sample, slot] = box_keypoints(rows).to(dtype)
+        valid[sample, slot] = True
     return xy, valid
 
 
@@ -152,29 +166,30 @@ def keypoint_relation_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: 
 def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, device=None) -> torch.Tensor:
     """``[B, H, W]`` float64: per sample the cell-wise max of every box's Gaussian, as :func:`draw_gaussian` splats
     it (:func:`gaussian_2d` of radius ``max(0, int(gaussian_radius(l / dx, w / dy, min_overlap)))``, peak 1 at the
-    box's centre cell), for all boxes at once: one kernel per distinct radius, no loop over boxes."""
+    box's centre cell), for all boxes at once on one window of the largest radius: no loop over boxes or radii."""
     grid = BEVGrid.from_any(grid)
     H, W = grid.shape
     mask = torch.zeros(len(boxes) * H * W, dtype=torch.float64, device=device)
-    if not any(len(b) for b in boxes):
+    t, sample, _ = _box_rows(boxes, device, torch.float64)
+    if not len(t):
         return mask.view(len(boxes), H, W)
-    t = torch.cat([torch.as_tensor(b)[:, :7].double().to(device) for b in boxes])
-    sample = torch.cat([torch.full((len(b),), i, dtype=torch.long, device=device) for i, b in enumerate(boxes)])
     ix = torch.floor((t[:, 0] - grid.x_range[0]) / grid.cell[0]).long()
     iy = torch.floor((t[:, 1] - grid.y_range[0]) / grid.cell[1]).long()
     radius = gaussian_radius(t[:, 3] / grid.cell[0], t[:, 4] / grid.cell[1], min_overlap).long().clamp(min=0)
-    radii, which = radius.unique(return_inverse=True)
-    r_max = int(radii.max())
-    kernels = torch.zeros(len(radii), 2 * r_max + 1, 2 * r_max + 1, dtype=torch.float64, device=device)
-    for k, r in enumerate(radii.tolist()):  # zero-padded to the largest radius
-        kernels[k, r_max - r:r_max + r + 1, r_max - r:r_max + r + 1] = gaussian_2d(r, torch.float64)
+    r_max = int(radius.max())  # the window every box's Gaussian fits in (the one value read back to the host)
     d = torch.arange(-r_max, r_max + 1, device=device)
-    dy, dx = torch.meshgrid(d, d, indexing="ij")
-    x, y = ix[:, None] + dx.reshape(1, -1), iy[:, None] + dy.reshape(1, -1)
-    value = kernels[which].reshape(len(t), -1)
-    keep = (value > 0) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
-    cell = (sample[:, None] * H + y) * W + x
-    mask.scatter_reduce_(0, cell[keep], value[keep], reduce="amax")
+    dy, dx = (v.reshape(1, -1) for v in torch.meshgrid(d, d, indexing="ij"))
+    # gaussian_2d(r) of each box, computed as it computes it (sigma = (2r + 1) / 6, peak 1; its cut-off below
+    # float32's epsilon never applies: the least value, at a corner, is exp(-36 r^2 / (2r + 1)^2) > exp(-9))
+    sigma = (2 * radius + 1).double() / 6
+    value = torch.exp(-(dx * dx + dy * dy).double() / (2 * sigma * sigma)[:, None])
+    x, y = ix[:, None] + dx, iy[:, None] + dy
+    # 0 beyond the box's radius and off the map; a 0 goes to the nearest cell of the map, where a max with 0
+    # changes nothing: no tap is selected, so nothing is read back to the host
+    r = radius[:, None]
+    value = value * ((dx.abs() <= r) & (dy.abs() <= r) & (x >= 0) & (x < W) & (y >= 0) & (y < H))
+    cell = (sample[:, None] * H + y.clamp(0, H - 1)) * W + x.clamp(0, W - 1)
+    mask.scatter_reduce_(0, cell.reshape(-1), value.reshape(-1), reduce="amax")
     return mask.view(len(boxes), H, W)
 
 
@@ -198,21 +213,27 @@ def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str
         raise ValueError(f"response_loss: heatmaps {tuple(ref.shape)} are not on the grid {tuple(mask.shape[1:])} "
                          f"with {len(boxes)} box sets")
     norm = mask.sum() + 1e-4
-    cls, reg = ref.new_zeros(()), ref.new_zeros(())
+    keys = [[k for k in reg_keys if k in s_out] for s_out in student]
     for t, (s_out, t_out) in enumerate(zip(student, teacher)):
-        keys = [k for k in reg_keys if k in s_out]
-        for k in ["heatmap", *keys]:
+        for k in ["heatmap", *keys[t]]:
             if k not in t_out or s_out[k].shape != t_out[k].shape:
                 raise ValueError(f"response_loss: task {t} map {k!r} differs between student "
                                  f"{tuple(s_out[k].shape)} and teacher "
                                  f"{tuple(t_out[k].shape) if k in t_out else 'missing'}")
-        hs = torch.sigmoid(s_out["heatmap"]).clamp(clamp, 1 - clamp).amax(1)
-        ht = torch.sigmoid(t_out["heatmap"].detach() / t_temp).clamp(clamp, 1 - clamp).amax(1)
-        cls = cls + (mask * (hs - ht).abs()).sum() / norm
-        if keys:
-            rs = torch.cat([s_out[k] for k in keys], 1)
-            rt = torch.cat([t_out[k].detach() for k in keys], 1)
-            reg = reg + (mask * (rs - rt).abs().mean(1)).sum() / norm
+    # every task's peak map [B, T, H, W] at once; the gradients are those of a sum of per-task terms
+    hs = torch.stack([torch.sigmoid(s_out["heatmap"]).clamp(clamp, 1 - clamp).amax(1) for s_out in student], 1)
+    ht = torch.stack([torch.sigmoid(t_out["heatmap"].detach() / t_temp).clamp(clamp, 1 - clamp).amax(1)
+                      for t_out in teacher], 1)
+    cls = (mask[:, None] * (hs - ht).abs()).sum() / norm
+    with_reg = [t for t, k in enumerate(keys) if k]
+    if not with_reg:
+        return dict(cls=cls, reg=ref.new_zeros(()))
+    # each task's mean over its regression channels, a task at a time (all tasks' maps in one tensor made this
+    # term 3x slower on a CPU: they no longer fit its cache), then the tasks at once
+    channel_mean = torch.stack([(torch.cat([student[t][k] for k in keys[t]], 1)
+                                 - torch.cat([teacher[t][k].detach() for k in keys[t]], 1)).abs().mean(1)
+                                for t in with_reg], 1)
+    reg = (mask[:, None] * channel_mean).sum() / norm
     return dict(cls=cls, reg=reg)
 
 
