@@ -16,7 +16,6 @@ only the cells its Gaussians weigh, for the same reason.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce
@@ -56,9 +55,9 @@ def sample_bev(feat: torch.Tensor, xy: torch.Tensor, grid) -> torch.Tensor:
                          f"{tuple(feat.shape)}")
     if xy.ndim != 4 or xy.shape[0] != feat.shape[0] or xy.shape[-1] != 2:
         raise ValueError(f"sample_bev: xy must be [B={feat.shape[0]}, M, K, 2], got {tuple(xy.shape)}")
-    lo = xy.new_tensor([grid.x_range[0], grid.y_range[0]])
-    size = xy.new_tensor([grid.x_range[1] - grid.x_range[0], grid.y_range[1] - grid.y_range[0]])
-    uv = (xy - lo) / size * 2 - 1
+    # x and y normalised to [-1, 1] by Python scalars (a tensor of the two would be a copy from host memory)
+    uv = torch.stack([(xy[..., 0] - grid.x_range[0]) / (grid.x_range[1] - grid.x_range[0]),
+                      (xy[..., 1] - grid.y_range[0]) / (grid.y_range[1] - grid.y_range[0])], -1) * 2 - 1
     out = F.grid_sample(feat, uv.to(feat.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.permute(0, 2, 3, 1)  # [B, C, M, K] -> [B, M, K, C]
 
@@ -90,20 +89,22 @@ def _adapt_rows(name: str, rows: torch.Tensor, adapter: Optional[nn.Module], cov
 
 def _num_boxes(boxes: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """Boxes in the batch, averaged over ranks (plain count when not distributed), in ``like``'s dtype."""
-    count = torch.tensor(float(sum(len(b) for b in boxes)), device=like.device, dtype=like.dtype)
+    count = torch.full((), float(sum(len(b) for b in boxes)), device=like.device, dtype=like.dtype)  # no host copy
     all_reduce(count, op="mean")
     return count
 
 
 def _box_rows(boxes: Sequence[torch.Tensor], device, dtype=None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every sample's boxes in one tensor: ``[N, 7]`` (``x, y, z, l, w, h, yaw``, on ``device``, in ``dtype`` or
-    the boxes' own), and each row's sample and slot within its sample (``[N]`` long). One concatenation and two
-    index tensors made on the host, whatever the batch size: no kernel per sample."""
-    counts = [len(b) for b in boxes]
-    rows = [torch.as_tensor(b)[:, :7] for b, n in zip(boxes, counts) if n]
-    rows = torch.cat(rows).to(device=device, dtype=dtype) if rows else torch.zeros(0, 7, device=device, dtype=dtype)
-    sample = torch.from_numpy(np.repeat(np.arange(len(counts)), counts)).to(device)
-    slot = torch.from_numpy(np.concatenate([np.arange(n) for n in counts] + [np.zeros(0, int)])).to(device)
+    the boxes' own), and each row's sample and slot within its sample (``[N]`` long), made on ``device`` (a copy
+    from host memory would wait for the GPU stream)."""
+    rows = [torch.as_tensor(b)[:, :7] for b in boxes if len(b)]
+    if not rows:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return torch.zeros(0, 7, device=device, dtype=dtype), empty, empty
+    rows = torch.cat(rows).to(device=device, dtype=dtype)
+    sample = torch.cat([torch.full((len(b),), i, dtype=torch.long, device=device) for i, b in enumerate(boxes)])
+    slot = torch.cat([torch.arange(len(b), device=device) for b in boxes])
     return rows, sample, slot
 
 
