@@ -10,8 +10,8 @@ pc_kd's ``BEVDistiller.distill_losses``, of each term alone (its adapter include
 and ``crosskd`` at weight 10), of the dense term with its adapter run over the whole map instead of the boxes'
 cells (``dense_map_over_cells``), and of a per-box loop of the keypoint feature and relation terms, their
 ratio and the largest difference of the two loss values; for the three losses and each term, the operators one
-call dispatches and the reads back to the host among them (``losses_dispatch``, ``term_dispatch``: on a GPU
-these small ops, not the arithmetic, bound the time; counted the same on any device). The backward
+call dispatches and the reads back to the host among them (``losses_dispatch``, ``term_dispatch``: what
+usually bounds small ops on a GPU; counted the same on any device). The backward
 stops at the student's BEV maps and head outputs (the head's own backward is shared with the detection loss in
 a step). With ``--step`` the shares of a distillation step spent in the teacher and in the losses (the voxel
 teacher needs spconv: spconv-triton autotunes every conv on first use, minutes); ``--profile`` writes the

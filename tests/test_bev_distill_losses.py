@@ -126,6 +126,7 @@ def test_response_mask_equals_draw_gaussian_per_box():
 # head outputs per task: heatmap classes and the regression maps' channels (key order as response_loss reads them)
 SAME_LAYOUT = [dict(heatmap=1, reg=2, rot=2), dict(heatmap=2, reg=2, rot=2)]
 MIXED_LAYOUT = [dict(heatmap=1, reg=2, rot=2, vel=2), dict(heatmap=3, reg=2), dict(heatmap=2)]
+REG_KEYS = ("reg", "height", "dim", "rot", "vel")  # response_loss's default reg_keys, in its order
 
 
 def _head_maps(seed, layout=SAME_LAYOUT):
@@ -142,7 +143,7 @@ def test_response_loss_equals_a_loop_over_cells(layout):
     mask = response_mask(boxes, GRID, 0.7)
     cls = reg = 0.0
     for s, t in zip(s_out, t_out):
-        keys = [k for k in ("reg", "height", "dim", "rot", "vel") if k in s]
+        keys = [k for k in REG_KEYS if k in s]
         for b in range(2):
             for i in range(H):
                 for j in range(W):
@@ -163,7 +164,7 @@ def test_response_loss_equals_a_loop_over_cells(layout):
     out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0, clamp=1e-4)
     out["reg"].backward()
     for s, t in zip(s_out, t_out):
-        keys = [k for k in ("reg", "height", "dim", "rot", "vel") if k in s]
+        keys = [k for k in REG_KEYS if k in s]
         width = sum(s[k].shape[1] for k in keys)
         for k in keys:
             expected = mask[:, None] * torch.sign(s[k].detach() - t[k]) / width / norm
