@@ -137,59 +137,119 @@ def _head_maps(seed, layout=SAME_LAYOUT):
 
 @pytest.mark.parametrize("layout", [SAME_LAYOUT, MIXED_LAYOUT], ids=["same-regression", "mixed-regression"])
 def test_response_loss_equals_a_loop_over_cells(layout):
+    """Per cell: one max over every class of every task, one mean over every task's regression channels."""
     s_out, t_out = _head_maps(0, layout), _head_maps(1, layout)
     boxes = [_boxes(6, 6), _boxes(3, 7)]
     out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0, clamp=1e-4)
     mask = response_mask(boxes, GRID, 0.7)
     cls = reg = 0.0
-    for s, t in zip(s_out, t_out):
-        keys = [k for k in REG_KEYS if k in s]
-        for b in range(2):
-            for i in range(H):
-                for j in range(W):
-                    m = float(mask[b, i, j])
-                    if m == 0:
-                        continue
-                    hs = max(min(max(1 / (1 + np.exp(-float(v))), 1e-4), 1 - 1e-4) for v in s["heatmap"][b, :, i, j])
-                    ht = max(min(max(1 / (1 + np.exp(-float(v) / 2)), 1e-4), 1 - 1e-4) for v in t["heatmap"][b, :, i, j])
-                    cls += m * abs(hs - ht)
-                    if keys:  # the mean over this task's regression channels
-                        rs = torch.cat([s[k][b, :, i, j] for k in keys])
-                        rt = torch.cat([t[k][b, :, i, j] for k in keys])
-                        reg += m * float((rs - rt).abs().mean())
+    for b in range(2):
+        for i in range(H):
+            for j in range(W):
+                m = float(mask[b, i, j])
+                if m == 0:
+                    continue
+                hs = max(min(max(1 / (1 + np.exp(-float(v))), 1e-4), 1 - 1e-4)
+                         for s in s_out for v in s["heatmap"][b, :, i, j])
+                ht = max(min(max(1 / (1 + np.exp(-float(v) / 2)), 1e-4), 1 - 1e-4)
+                         for t in t_out for v in t["heatmap"][b, :, i, j])
+                cls += m * abs(hs - ht)
+                rs = torch.cat([s[k][b, :, i, j] for s in s_out for k in REG_KEYS if k in s])
+                rt = torch.cat([t[k][b, :, i, j] for s, t in zip(s_out, t_out) for k in REG_KEYS if k in s])
+                reg += m * float((rs - rt).abs().mean())
     norm = float(mask.sum()) + 1e-4
     assert abs(float(out["cls"]) - cls / norm) < 1e-9 and abs(float(out["reg"]) - reg / norm) < 1e-9
-    # the gradient of every task's maps is that of its own term: the sign of the difference inside the mask
+    # the gradient of every regression map: the sign of the difference inside the mask over all tasks' channels
     s_out = [{k: v.clone().requires_grad_(True) for k, v in task.items()} for task in s_out]
     out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0, clamp=1e-4)
     out["reg"].backward()
+    width = sum(s[k].shape[1] for s in s_out for k in REG_KEYS if k in s)
     for s, t in zip(s_out, t_out):
-        keys = [k for k in REG_KEYS if k in s]
-        width = sum(s[k].shape[1] for k in keys)
-        for k in keys:
+        for k in [k for k in REG_KEYS if k in s]:
             expected = mask[:, None] * torch.sign(s[k].detach() - t[k]) / width / norm
             torch.testing.assert_close(s[k].grad, expected, rtol=1e-12, atol=1e-15)
         assert s["heatmap"].grad is None
 
 
-def test_dense_feature_loss_equals_a_loop_over_cells_with_the_box_gaussians():
+# --- transcriptions of the anchors' code (numpy, float64), written from UniDistill's ResponseDistillLoss and
+# calculate_box_mask_gaussian and BEVDistill's get_bev_fit_loss; they share nothing with pc_kd ---
+def _anchor_gaussian_radius(height, width, min_overlap):
+    b1, c1 = height + width, width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + np.sqrt(b1 ** 2 - 4 * c1)) / 2
+    b2, c2 = 2 * (height + width), (1 - min_overlap) * width * height
+    r2 = (b2 + np.sqrt(b2 ** 2 - 16 * c2)) / 2
+    a3, b3, c3 = 4 * min_overlap, -2 * min_overlap * (height + width), (min_overlap - 1) * width * height
+    r3 = (b3 + np.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
+def _anchor_draw(heatmap, cx, cy, radius):
+    """CenterNet's draw_umich_gaussian: sigma = diameter / 6, values below eps * max dropped, max-merged."""
+    d = 2 * radius + 1
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    g = np.exp(-(x * x + y * y) / (2 * (d / 6) ** 2))
+    g[g < np.finfo(g.dtype).eps * g.max()] = 0
+    h, w = heatmap.shape
+    left, right, top, bottom = min(cx, radius), min(w - cx, radius + 1), min(cy, radius), min(h - cy, radius + 1)
+    np.maximum(heatmap[cy - top:cy + bottom, cx - left:cx + right],
+               g[radius - top:radius + bottom, radius - left:radius + right],
+               out=heatmap[cy - top:cy + bottom, cx - left:cx + right])
+
+
+def _anchor_mask(boxes, min_overlap, min_radius, cell=(0.5, 0.4), origin=(-8.0, -4.0)):
+    mask = np.zeros((len(boxes), H, W))
+    for i, bx in enumerate(boxes):
+        for box in np.asarray(bx, dtype=np.float64):
+            r = max(min_radius, int(_anchor_gaussian_radius(box[3] / cell[0], box[4] / cell[1], min_overlap)))
+            _anchor_draw(mask[i], int((box[0] - origin[0]) / cell[0]), int((box[1] - origin[1]) / cell[1]), r)
+    return mask
+
+
+def _boxes_inside(n, seed):
+    """Boxes whose centres lie inside GRID (the anchors' int() truncation and pc_kd's floor agree there)."""
+    b = _boxes(n, seed)
+    b[:, 0], b[:, 1] = b[:, 0].clamp(-7.9, 7.9), b[:, 1].clamp(-3.9, 5.9)
+    return b
+
+
+# CenterPoint's six nuScenes tasks: classes per task, and each task's regression maps
+NUSCENES_TASKS = [dict(heatmap=n, reg=2, height=1, dim=3, rot=2, vel=2) for n in (1, 2, 2, 1, 2, 2)]
+
+
+def test_response_loss_equals_unidistills_formula_on_a_six_task_head():
+    s_out, t_out = _head_maps(20, NUSCENES_TASKS), _head_maps(21, NUSCENES_TASKS)
+    boxes = [_boxes_inside(7, 22), _boxes_inside(4, 23)]
+    boxes[0][0, 3:5] = torch.tensor([0.3, 0.3])  # radius 0: the centre cell only
+
+    def sig(x):  # UniDistill's _sigmoid
+        return np.clip(1 / (1 + np.exp(-x)), 1e-4, 1 - 1e-4)
+
+    cls_s = np.concatenate([sig(s["heatmap"].numpy()) for s in s_out], 1).max(1)
+    cls_t = np.concatenate([sig(t["heatmap"].numpy() / 2) for t in t_out], 1).max(1)
+    reg_s = np.concatenate([np.concatenate([s[k].numpy() for k in REG_KEYS], 1) for s in s_out], 1)
+    reg_t = np.concatenate([np.concatenate([t[k].numpy() for k in REG_KEYS], 1) for t in t_out], 1)
+    mask = _anchor_mask(boxes, 0.7, 0)
+    weight = mask.sum()
+    expected_reg = (np.abs(reg_s - reg_t).mean(1) * mask).sum() / (weight + 1e-4)
+    expected_cls = (np.abs(cls_s - cls_t) * mask).sum() / (weight + 1e-4)
+    out = response_loss(s_out, t_out, boxes, GRID, min_overlap=0.7, t_temp=2.0)
+    assert abs(float(out["cls"]) - expected_cls) < 1e-9 and abs(float(out["reg"]) - expected_reg) < 1e-9
+    torch.testing.assert_close(response_mask(boxes, GRID, 0.7), torch.from_numpy(mask), atol=1e-15, rtol=0)
+
+
+def test_dense_feature_loss_equals_bevdistills_fit_loss():
+    """BEVDistill's foreground map (overlap 0.1, radius at least 1) and its squared error summed over channels."""
     g = torch.Generator().manual_seed(5)
     fs, ft = torch.randn(2, 3, H, W, generator=g, dtype=torch.float64), torch.randn(2, 3, H, W, generator=g,
                                                                                  dtype=torch.float64)
-    boxes = [_boxes(5, 10), _boxes(2, 11)]
-    num = den = 0.0
-    for b, bx in enumerate(boxes):
-        weight = torch.zeros(H, W, dtype=torch.float64)
-        for box in bx:  # the Gaussians drawn one box at a time, overlap 0.1
-            radius = max(0, int(gaussian_radius(float(box[3]) / 0.5, float(box[4]) / 0.4, 0.1)))
-            draw_gaussian(weight, (int(np.floor((box[0] + 8) / 0.5)), int(np.floor((box[1] + 4) / 0.4))), radius)
-        for i in range(H):
-            for j in range(W):
-                num += float(weight[i, j]) * float(((fs[b, :, i, j] - ft[b, :, i, j]) ** 2).mean())
-                den += float(weight[i, j])
-    assert den > 0 and abs(float(dense_feature_loss(fs, ft, boxes, GRID)) - num / (den + 1e-4)) < 1e-9
+    boxes = [_boxes_inside(5, 10), _boxes_inside(2, 11)]
+    boxes[1][0, 3:5] = torch.tensor([0.3, 0.3])  # a traffic cone: radius 0 by the formula, 1 by BEVDistill's rule
+    fg_map = _anchor_mask(boxes, 0.1, 1)
+    fit = (fs.numpy() - ft.numpy()) ** 2  # F.mse_loss(reduction='none')
+    expected = (fit * fg_map[:, None]).sum() / (fg_map.sum() + 1e-4)
+    assert abs(float(dense_feature_loss(fs, ft, boxes, GRID)) - expected) < 1e-9
     # a bigger overlap draws smaller Gaussians: a different weighting
-    assert abs(float(dense_feature_loss(fs, ft, boxes, GRID, min_overlap=0.7)) - num / (den + 1e-4)) > 1e-6
+    assert abs(float(dense_feature_loss(fs, ft, boxes, GRID, min_overlap=0.7)) - expected) > 1e-6
 
 
 def test_losses_vanish_for_equal_maps_reach_only_the_student_and_survive_empty_batches():

@@ -88,10 +88,12 @@ def test_step_parts_time_the_losses_alone_with_their_gradients_stopping_at_the_o
     assert all(p.grad is None for p in distiller.teacher.parameters())
 
 
-def test_a_student_that_is_its_teacher_gets_zero_distillation_losses(setup):
+@pytest.mark.parametrize("t_temp", [1.0, 2.0, 3.0])
+def test_a_student_that_is_its_teacher_gets_zero_distillation_losses(setup, t_temp):
+    """Every term but UniDistill's response cls is 0 at any temperature (CrossKD reads both heatmaps at t_temp);
+    the response cls softens the teacher's heatmap alone, so it is 0 at t_temp = 1 only."""
     distiller = MODELS.build(dict(type="BEVDistiller", student=setup["lidar"], teacher=setup["lidar"],
-                                  teacher_ckpt=setup["ckpt"], weights=ALL_TERMS, adapter=None,
-                                  t_temp=1.0))  # the default 2 softens the teacher's heatmap on purpose
+                                  teacher_ckpt=setup["ckpt"], weights=ALL_TERMS, adapter=None, t_temp=t_temp))
     distiller.student.load_state_dict(distiller.teacher.state_dict())
     distiller.eval()
     data = distiller.data_preprocessor(setup["batch"], False)
@@ -100,7 +102,9 @@ def test_a_student_that_is_its_teacher_gets_zero_distillation_losses(setup):
     assert sum(len(b) for b in boxes) > 0
     with torch.no_grad():
         losses = distiller.distill_losses(distiller.student.extract(inputs), distiller.teacher.extract(inputs), boxes)
-    assert len(losses) == 7 and all(float(v) < 1e-6 for v in losses.values()), losses
+    softened = losses.pop("loss_distill_response_cls")
+    assert len(losses) == 6 and all(float(v) < 1e-6 for v in losses.values()), losses
+    assert (float(softened) < 1e-6) == (t_temp == 1.0), float(softened)
 
 
 def test_crosskd_reaches_the_student_through_the_frozen_teacher_head(setup):

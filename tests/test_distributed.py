@@ -269,3 +269,56 @@ def test_sync_bn_on_cpu_processes_equals_batchnorm_on_the_whole_batch(tmp_path):
         assert r["converted"]["kinds"] == ["ProcessGroupBatchNorm"] * 2
     # DDP averaged the first conv's gradient over both ranks: the same on each
     torch.testing.assert_close(ranks[0]["converted"]["grad"], ranks[1]["converted"]["grad"], atol=0, rtol=0)
+
+
+_LOSS_NORM_WORKER = r'''
+"""Run by torchrun with 2 processes: the BEV distillation losses on each rank's own boxes (rank 1 has more), and
+the same losses in one process, for the normalisers averaged over ranks."""
+import sys
+
+import torch
+import torch.distributed as dist
+
+from pc_kd.models.losses.bev_distill import dense_feature_loss, response_loss, response_mask
+
+GRID = dict(x_range=(-8.0, 8.0), y_range=(-4.0, 6.0), z_range=(-5.0, 3.0), cell=(0.5, 0.4))
+g = torch.Generator().manual_seed(3)
+boxes = [torch.tensor([[-3.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.3]]),
+         torch.tensor([[2.0, 1.0, 0.0, 4.5, 2.0, 1.5, 1.0], [5.0, -2.0, 0.0, 0.6, 0.6, 1.7, 0.0],
+                       [-6.0, 4.0, 0.0, 10.0, 2.5, 3.0, 2.0]])]
+maps = [[{k: torch.randn(1, n, 25, 32, generator=g, dtype=torch.float64) for k, n in (("heatmap", 2), ("reg", 2))}]
+        for _ in range(4)]
+feats = [torch.randn(1, 3, 25, 32, generator=g, dtype=torch.float64) for _ in range(4)]
+alone = dict(response=[response_loss(maps[2 * r], maps[2 * r + 1], boxes[r:r + 1], GRID) for r in (0, 1)],
+             dense=[dense_feature_loss(feats[2 * r], feats[2 * r + 1], boxes[r:r + 1], GRID) for r in (0, 1)],
+             mask_sums=[float(response_mask(boxes[r:r + 1], GRID, 0.7).sum()) for r in (0, 1)],
+             dense_sums=[float(response_mask(boxes[r:r + 1], GRID, 0.1, min_radius=1).sum()) for r in (0, 1)])
+dist.init_process_group("gloo")
+r = dist.get_rank()
+ranked = dict(response=response_loss(maps[2 * r], maps[2 * r + 1], boxes[r:r + 1], GRID),
+              dense=dense_feature_loss(feats[2 * r], feats[2 * r + 1], boxes[r:r + 1], GRID))
+torch.save(dict(alone=alone, ranked=ranked), f"{sys.argv[1]}/rank{r}.pt")
+dist.barrier()
+dist.destroy_process_group()  # gloo's threads left running at exit can abort the interpreter
+'''
+
+
+def test_response_and_dense_normalisers_are_averaged_over_ranks(tmp_path):
+    """UniDistill's reduce_mean(mask.sum()): under 2 processes each rank divides its own masked sum by the mean of
+    both ranks' mask sums (+ 1e-4), not by its own."""
+    script = tmp_path / "worker.py"
+    script.write_text(_LOSS_NORM_WORKER)
+    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+          str(script), str(tmp_path)], _env(), timeout=120)
+    for r in (0, 1):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
+        alone = got["alone"]
+        for term, sums in (("response", alone["mask_sums"]), ("dense", alone["dense_sums"])):
+            assert sums[0] != sums[1]  # so a rank's own normaliser and the mean differ
+            scale = (sums[r] + 1e-4) / (sum(sums) / 2 + 1e-4)
+            expected = alone[term][r]
+            ranked = got["ranked"][term]
+            for key in (("cls", "reg") if term == "response" else (None,)):
+                e = expected[key] if key else expected
+                v = ranked[key] if key else ranked
+                assert abs(float(v) - float(e) * scale) < 1e-12, (term, key, float(v), float(e), scale)

@@ -86,7 +86,7 @@ DISTILL = {
     # the two options on top of the response term alone (without UniDistill's keypoint feature and relation terms)
     "lidar_to_camera_response_dense": (
         UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
-        dict(weights=dict(feature=0.0, relation=0.0, response=10.0, dense=10.0))),
+        dict(weights=dict(feature=0.0, relation=0.0, response=10.0, dense=0.1))),
     "lidar_to_camera_response_crosskd": (
         UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py", "camera", "lidar",
         dict(weights=dict(feature=0.0, relation=0.0, response=10.0, crosskd=10.0))),

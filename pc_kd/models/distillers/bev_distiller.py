@@ -5,6 +5,13 @@ The distiller reads both detectors through :meth:`BEVDetector.extract` (``bev_lo
 neither detector is edited. The teacher is built from its config, loaded once with a strict key and shape check,
 frozen, kept in ``eval()`` whatever ``train()`` says, run under ``no_grad``, and is not a registered submodule:
 the student's checkpoints never hold it (``.to()`` / ``.cuda()`` still move it).
+
+Where it differs from UniDistill's public code, on purpose: the teacher is loaded strictly once (UniDistill loads
+it non-strictly, dropping shape-mismatched keys, and reloads it every step in 3 of 4 paths); the teacher's
+BatchNorm layers stay in ``eval()`` (its running statistics, so its targets do not depend on the batch), where
+UniDistill's teacher follows the training mode of the experiment around it; UniDistill's code has no adapter
+between the student's and the teacher's maps (its maps have equal channels), pc_kd's ``adapter='conv1x1'`` is an
+option that costs nothing when the channels match and is required when they do not.
 """
 from typing import Dict, List, Optional, Union
 
@@ -80,13 +87,14 @@ class BEVDistiller(BaseModel):
         weights: ``dict(feature=, relation=, response=, dense=, crosskd=)``: UniDistill's keypoint feature loss on
             ``bev_low``, keypoint relation loss on ``bev_high`` and response loss on every task head (cls and reg,
             each times the weight); two options: ``dense``, BEVDistill-style foreground-weighted imitation of the
-            whole ``bev_high`` map (:func:`dense_feature_loss`), and ``crosskd``, CrossKD-style head mimicking (the
-            student's adapted ``bev_high`` through the frozen teacher head, its responses against the teacher's by
-            :func:`response_loss`; gradients reach the student through the teacher head). A term with weight 0 or
-            not given is not computed.
+            whole ``bev_high`` map (:func:`dense_feature_loss`, squared error summed over channels), and
+            ``crosskd``, CrossKD-style head mimicking (the student's adapted ``bev_high`` through the frozen
+            teacher head, its responses against the teacher's by :func:`response_loss` with both heatmaps read at
+            ``t_temp``, so the loss is 0 when the student's features are the teacher's; gradients reach the student
+            through the teacher head). A term with weight 0 or not given is not computed.
         adapter: ``'conv1x1'`` maps the student's BEV maps to the teacher's channels before the feature and
-            relation losses (also when they match, as UniDistill); ``None`` requires equal channels.
-        min_overlap, t_temp: of :func:`response_loss`.
+            relation losses (also when they match); ``None`` requires equal channels.
+        min_overlap, t_temp: of :func:`response_loss` (UniDistill: 0.7 and 2, the teacher's heatmap softened).
         dense_overlap: the Gaussians' overlap of :func:`dense_feature_loss` (0.1: about the whole box).
 
     The camera rig and image size the teacher trained on (from the training config its Runner checkpoint
@@ -219,7 +227,7 @@ class BEVDistiller(BaseModel):
             high = self.adapters["bev_high"](student_feats["bev_high"])
             through_teacher = self.teacher.head(self.teacher.head_input(high, teacher_feats.get("motion")))
             response = response_loss(through_teacher, teacher_feats["head"], boxes, grid, self.min_overlap,
-                                     self.t_temp)
+                                     self.t_temp, s_temp=self.t_temp)  # both sides at one temperature
             losses["loss_distill_crosskd_cls"] = self.weights["crosskd"] * response["cls"]
             losses["loss_distill_crosskd_reg"] = self.weights["crosskd"] * response["reg"]
         return losses

@@ -5,8 +5,16 @@ boxes' Gaussian peaks.
 Frames and shapes: boxes are ``[N, >=7]`` (``x, y, z, l, w, h, yaw``, LiDAR frame of the BEV map, metres); BEV
 maps are ``[B, C, H, W]`` on one :class:`~pc_kd.ops.bev_pool.BEVGrid` (rows along y, columns along x, cell
 ``(0, 0)`` at ``(x_min, y_min)``). The teacher's tensors are detached here: gradients reach the student only.
-Every loss divides by N, the number of boxes in the batch averaged over ranks (plus 1e-4), so a batch without
-boxes gives 0 with a gradient, never NaN; each computes in float32 whatever precision the maps come in (autocast).
+Every box-dependent loss divides by a count averaged over ranks (plus 1e-4), as UniDistill's ``reduce_mean``: the
+keypoint terms by the boxes in the batch, the response and dense terms by the sum of their Gaussian mask. A batch
+without boxes gives 0 with a gradient, never NaN; each loss computes in float32 whatever precision the maps come
+in (autocast).
+
+Deliberate differences from the anchors' code: UniDistill's ``grid_sample`` swaps x and y of the keypoints (its
+issue #7) while its maps are ``[B, C, Y, X]``; pc_kd samples the true location. A box centre in
+``[x_min - cell, x_min)`` (or the same along y) is drawn at cell 0 by UniDistill's, BEVDistill's and mmdet3d's
+``int()`` truncation; pc_kd floors it and draws nothing there (a centre outside the grid is not in the grid;
+mmdet3d's ``ObjectRangeFilter`` removes such boxes before either would see them).
 
 The keypoint terms take the student's 1 x 1 conv adapter (student channels -> teacher channels) as an argument
 and apply it to the samples instead of the map: a 1 x 1 conv is affine per cell and bilinear sampling is linear,
@@ -87,11 +95,17 @@ def _adapt_rows(name: str, rows: torch.Tensor, adapter: Optional[nn.Module], cov
     return out
 
 
+def _rank_mean(value: torch.Tensor) -> torch.Tensor:
+    """``value`` averaged over ranks (itself when not distributed), as UniDistill's ``reduce_mean``; the
+    gradient, if any, stays this rank's."""
+    mean = value.detach().clone()
+    all_reduce(mean, op="mean")
+    return mean
+
+
 def _num_boxes(boxes: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """Boxes in the batch, averaged over ranks (plain count when not distributed), in ``like``'s dtype."""
-    count = torch.full((), float(sum(len(b) for b in boxes)), device=like.device, dtype=like.dtype)  # no host copy
-    all_reduce(count, op="mean")
-    return count
+    return _rank_mean(torch.full((), float(sum(len(b) for b in boxes)), device=like.device, dtype=like.dtype))
 
 
 def _box_rows(boxes: Sequence[torch.Tensor], device, dtype=None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -164,10 +178,12 @@ def keypoint_relation_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: 
     return ((rs - rt).abs().mean((2, 3)) * valid).sum() / (_num_boxes(boxes, student) + 1e-4)
 
 
-def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, device=None) -> torch.Tensor:
+def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, device=None,
+                  min_radius: int = 0) -> torch.Tensor:
     """``[B, H, W]`` float64: per sample the cell-wise max of every box's Gaussian, as :func:`draw_gaussian` splats
-    it (:func:`gaussian_2d` of radius ``max(0, int(gaussian_radius(l / dx, w / dy, min_overlap)))``, peak 1 at the
-    box's centre cell), for all boxes at once on one window of the largest radius: no loop over boxes or radii."""
+    it (:func:`gaussian_2d` of radius ``max(min_radius, int(gaussian_radius(l / dx, w / dy, min_overlap)))``, peak 1
+    at the box's centre cell), for all boxes at once on one window of the largest radius: no loop over boxes or
+    radii. ``min_radius`` 0 is UniDistill's response mask, 1 BEVDistill's foreground map."""
     grid = BEVGrid.from_any(grid)
     H, W = grid.shape
     mask = torch.zeros(len(boxes) * H * W, dtype=torch.float64, device=device)
@@ -176,7 +192,7 @@ def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7,
         return mask.view(len(boxes), H, W)
     ix = torch.floor((t[:, 0] - grid.x_range[0]) / grid.cell[0]).long()
     iy = torch.floor((t[:, 1] - grid.y_range[0]) / grid.cell[1]).long()
-    radius = gaussian_radius(t[:, 3] / grid.cell[0], t[:, 4] / grid.cell[1], min_overlap).long().clamp(min=0)
+    radius = gaussian_radius(t[:, 3] / grid.cell[0], t[:, 4] / grid.cell[1], min_overlap).long().clamp(min=min_radius)
     r_max = int(radius.max())  # the window every box's Gaussian fits in (the one value read back to the host)
     d = torch.arange(-r_max, r_max + 1, device=device)
     dy, dx = (v.reshape(1, -1) for v in torch.meshgrid(d, d, indexing="ij"))
@@ -197,15 +213,18 @@ def response_mask(boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7,
 @float32_loss
 def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str, torch.Tensor]],
                   boxes: Sequence[torch.Tensor], grid, min_overlap: float = 0.7, t_temp: float = 2.0,
-                  clamp: float = 1e-4, reg_keys: Sequence[str] = ("reg", "height", "dim", "rot", "vel")
-                  ) -> Dict[str, torch.Tensor]:
-    """Head responses inside the boxes' Gaussians, summed over the tasks of a :class:`CenterHead` output (one
-    dict per task: ``heatmap`` logits ``[B, n, H, W]`` and the regression maps).
+                  clamp: float = 1e-4, reg_keys: Sequence[str] = ("reg", "height", "dim", "rot", "vel"),
+                  s_temp: float = 1.0) -> Dict[str, torch.Tensor]:
+    """Head responses inside the boxes' Gaussians, UniDistill's response term over the tasks of a
+    :class:`CenterHead` output (one dict per task: ``heatmap`` logits ``[B, n_t, H, W]`` and the regression maps).
 
-    ``h_s = max_c clamp(sigmoid(s))``, ``h_t = max_c clamp(sigmoid(t / t_temp))`` (clamped to
-    ``[clamp, 1 - clamp]``); ``M`` = :func:`response_mask`; ``cls = sum M |h_s - h_t| / (sum M + 1e-4)`` and
-    ``reg = sum M mean_ch |r_s - r_t| / (sum M + 1e-4)`` over the channels of ``reg_keys`` present.
-    Returns ``dict(cls=..., reg=...)``."""
+    Every task's classes are taken together, as UniDistill concatenates the tasks' heatmaps:
+    ``h_s = max over all classes of all tasks of clamp(sigmoid(s / s_temp))``, ``h_t`` the same of
+    ``clamp(sigmoid(t / t_temp))`` (clamped to ``[clamp, 1 - clamp]``); ``M`` = :func:`response_mask`;
+    ``cls = sum M |h_s - h_t| / (sum M + 1e-4)`` and ``reg = sum M mean_ch |r_s - r_t| / (sum M + 1e-4)``, the
+    mean over the channels of ``reg_keys`` of all tasks together (a task without them adds none); ``sum M`` is
+    averaged over ranks. UniDistill softens the teacher only (``t_temp`` 2, ``s_temp`` 1); CrossKD compares both
+    sides at one temperature (``s_temp = t_temp``). Returns ``dict(cls=..., reg=...)``."""
     if len(student) != len(teacher):
         raise ValueError(f"response_loss: the student head has {len(student)} tasks, the teacher's {len(teacher)}")
     ref = student[0]["heatmap"]
@@ -213,7 +232,7 @@ def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str
     if tuple(mask.shape) != (ref.shape[0], *ref.shape[-2:]):
         raise ValueError(f"response_loss: heatmaps {tuple(ref.shape)} are not on the grid {tuple(mask.shape[1:])} "
                          f"with {len(boxes)} box sets")
-    norm = mask.sum() + 1e-4
+    norm = _rank_mean(mask.sum()) + 1e-4
     keys = [[k for k in reg_keys if k in s_out] for s_out in student]
     for t, (s_out, t_out) in enumerate(zip(student, teacher)):
         for k in ["heatmap", *keys[t]]:
@@ -221,40 +240,42 @@ def response_loss(student: List[Dict[str, torch.Tensor]], teacher: List[Dict[str
                 raise ValueError(f"response_loss: task {t} map {k!r} differs between student "
                                  f"{tuple(s_out[k].shape)} and teacher "
                                  f"{tuple(t_out[k].shape) if k in t_out else 'missing'}")
-    # every task's peak map [B, T, H, W] at once; the gradients are those of a sum of per-task terms
-    hs = torch.stack([torch.sigmoid(s_out["heatmap"]).clamp(clamp, 1 - clamp).amax(1) for s_out in student], 1)
+    # the max over all tasks' classes, as a max of the tasks' maxima (no [B, sum n_t, H, W] copy)
+    hs = torch.stack([torch.sigmoid(s_out["heatmap"] / s_temp).clamp(clamp, 1 - clamp).amax(1)
+                      for s_out in student], 1).amax(1)
     ht = torch.stack([torch.sigmoid(t_out["heatmap"].detach() / t_temp).clamp(clamp, 1 - clamp).amax(1)
-                      for t_out in teacher], 1)
-    cls = (mask[:, None] * (hs - ht).abs()).sum() / norm
-    with_reg = [t for t, k in enumerate(keys) if k]
-    if not with_reg:
+                      for t_out in teacher], 1).amax(1)
+    cls = (mask * (hs - ht).abs()).sum() / norm
+    channels = sum(student[t][k].shape[1] for t in range(len(student)) for k in keys[t])
+    if not channels:
         return dict(cls=cls, reg=ref.new_zeros(()))
-    # each task's mean over its regression channels, a task at a time (all tasks' maps in one tensor made this
-    # term 3x slower on a CPU: they no longer fit its cache), then the tasks at once
-    channel_mean = torch.stack([(torch.cat([student[t][k] for k in keys[t]], 1)
-                                 - torch.cat([teacher[t][k].detach() for k in keys[t]], 1)).abs().mean(1)
-                                for t in with_reg], 1)
-    reg = (mask[:, None] * channel_mean).sum() / norm
+    # the mean over all tasks' regression channels, as a sum of each task's channel sums (a task at a time: all
+    # tasks' maps in one tensor no longer fit a CPU's cache and made this term 3x slower)
+    channel_sum = sum((torch.cat([student[t][k] for k in keys[t]], 1)
+                       - torch.cat([teacher[t][k].detach() for k in keys[t]], 1)).abs().sum(1)
+                      for t in range(len(student)) if keys[t])
+    reg = (mask * channel_sum).sum() / (channels * norm)
     return dict(cls=cls, reg=reg)
 
 
 @float32_loss
 def dense_feature_loss(student: torch.Tensor, teacher: torch.Tensor, boxes: Sequence[torch.Tensor], grid,
                        min_overlap: float = 0.1, adapter: Optional[nn.Module] = None) -> torch.Tensor:
-    """Dense foreground-weighted imitation of a BEV map (BEVDistill's dense term): every cell's mean squared
-    channel difference, weighted by the boxes' Gaussians ``M`` (:func:`response_mask` with ``min_overlap``; 0.1,
-    the heatmaps' overlap, covers about the box), ``sum M mean_C (A(f_s) - f_t)^2 / (sum M + 1e-4)``; maps
-    ``[B, C, H, W]`` (the student's ``C_s``, the teacher's ``C``), ``A`` the 1 x 1 ``adapter`` or none.
+    """Dense foreground-weighted imitation of a BEV map (BEVDistill's dense term): every cell's squared error
+    summed over channels, weighted by the boxes' Gaussians ``M`` (:func:`response_mask` with ``min_overlap`` and
+    BEVDistill's radius ``max(1, int(r))``; 0.1, the heatmaps' overlap, covers about the box),
+    ``sum M sum_C (A(f_s) - f_t)^2 / (sum M + 1e-4)`` with ``sum M`` averaged over ranks; maps ``[B, C, H, W]``
+    (the student's ``C_s``, the teacher's ``C``), ``A`` the 1 x 1 ``adapter`` or none.
 
     Only the cells where ``M > 0`` are read and adapted (the others weigh 0), so the adapter costs the boxes'
     cells instead of the whole map, forward and backward."""
     _check_pair("dense_feature_loss", student, teacher, boxes, adapter)
-    mask = response_mask(boxes, grid, min_overlap, student.device).to(student.dtype)
+    mask = response_mask(boxes, grid, min_overlap, student.device, min_radius=1).to(student.dtype)
     if tuple(mask.shape[1:]) != tuple(student.shape[-2:]):
         raise ValueError(f"dense_feature_loss: maps {tuple(student.shape)} are not on the grid "
                          f"{tuple(mask.shape[1:])}")
     b, y, x = torch.nonzero(mask > 0, as_tuple=True)
     rows_s = _adapt_rows("dense_feature_loss", student.permute(0, 2, 3, 1)[b, y, x], adapter)  # [K, C]
     rows_t = teacher.detach().permute(0, 2, 3, 1)[b, y, x]
-    diff = (rows_s - rows_t).pow(2).mean(1)
-    return (mask[b, y, x] * diff).sum() / (mask.sum() + 1e-4)
+    diff = (rows_s - rows_t).pow(2).sum(1)
+    return (mask[b, y, x] * diff).sum() / (_rank_mean(mask.sum()) + 1e-4)
