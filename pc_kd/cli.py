@@ -2,6 +2,7 @@
 
     pc-kd train CONFIG [--work-dir D] [--resume [CKPT|auto]] [--cfg-options k=v ...]
     pc-kd test CONFIG CHECKPOINT
+    pc-kd eval-nuscenes RESULTS.json --root DIR --version V [--scenes NAME ...] [--out F] [--devkit]
     pc-kd create-infos scannet|s3dis|nuscenes --root DIR --out DIR   (mmdet3d's --root-path / --out-dir too)
     pc-kd fuse | superpoints | visualize | teacher CONFIG ...
     pc-kd demo | demo-bev [...]
@@ -21,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 TOOLS = {
     "train": ("train.py", "train a model from a config (mmengine Runner)"),
     "test": ("test.py", "score a checkpoint on its config's test set"),
+    "eval-nuscenes": ("eval_nuscenes.py", "score a nuScenes results JSON on the devkit's tables (--devkit: beside "
+                                          "the devkit's own DetectionEval)"),
     "create-infos": ("create_infos.py", "convert ScanNet / S3DIS / nuScenes into info files"),
     "fuse": ("fuse_features.py", "back-project a 2D teacher's features into the points of every scene"),
     "superpoints": ("make_superpoints.py", "super-points (VCCS, ScanNet segments or your files) per scene"),

@@ -94,10 +94,24 @@ def lidar_boxes_to_results(sample_token: str, boxes, labels, classes: Sequence[s
     return out
 
 
+def in_a_bike_rack(center: Sequence[float], racks: Sequence[dict]) -> bool:
+    """Whether a box centre (global x, y, z) lies inside any of ``racks`` (``translation``, ``size`` (w, l, h),
+    ``rotation`` quaternion w, x, y, z; faces included), as the devkit's ``points_in_box`` tests it."""
+    from pyquaternion import Quaternion
+
+    for rack in racks:
+        local = Quaternion(rack["rotation"]).rotation_matrix.T @ (np.asarray(center, np.float64)
+                                                                  - np.asarray(rack["translation"], np.float64))
+        w, length, h = rack["size"]
+        if abs(local[0]) <= length / 2 and abs(local[1]) <= w / 2 and abs(local[2]) <= h / 2:
+            return True
+    return False
+
+
 def _eval_boxes(boxes: Mapping[str, Sequence[dict]], what: str, classes: Sequence[str],
-                class_range: Mapping[str, float], is_gt: bool):
-    """Results-JSON style dicts -> the devkit's ``EvalBoxes``, class-range filtered (and GT without points
-    dropped, as the devkit's ``filter_eval_boxes``)."""
+                class_range: Mapping[str, float], is_gt: bool, bike_racks: Optional[Mapping[str, Sequence]] = None):
+    """Results-JSON style dicts -> the devkit's ``EvalBoxes``, filtered as the devkit's ``filter_eval_boxes``:
+    class range, GT without points, bicycles and motorcycles inside a bike rack of ``bike_racks[token]``."""
     from nuscenes.eval.common.data_classes import EvalBoxes
     from nuscenes.eval.detection.data_classes import DetectionBox
 
@@ -129,6 +143,9 @@ def _eval_boxes(boxes: Mapping[str, Sequence[dict]], what: str, classes: Sequenc
                                attribute_name=b.get("attribute_name", ""))
             if box.ego_dist >= class_range[name] or (is_gt and box.num_pts == 0):
                 continue
+            if (bike_racks and name in ("bicycle", "motorcycle")
+                    and in_a_bike_rack(box.translation, bike_racks.get(token, ()))):
+                continue
             kept.append(box)
         out.add_boxes(token, kept)
     return out
@@ -138,7 +155,8 @@ def nuscenes_detection_scores(gt_boxes: Mapping[str, Sequence[dict]], pred_boxes
                               classes: Iterable[str], class_range: Optional[Mapping[str, float]] = None,
                               dist_ths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), dist_th_tp: float = 2.0,
                               min_recall: float = 0.1, min_precision: float = 0.1,
-                              mean_ap_weight: float = 5.0) -> Dict[str, object]:
+                              mean_ap_weight: float = 5.0, bike_racks: Optional[Mapping[str, Sequence]] = None,
+                              skip_absent_classes: bool = True) -> Dict[str, object]:
     """Score detections the nuScenes way over ``classes`` (a subset of the 10 detection classes).
 
     Args:
@@ -146,16 +164,24 @@ def nuscenes_detection_scores(gt_boxes: Mapping[str, Sequence[dict]], pred_boxes
             the global frame: ``translation`` (x, y, z) m, ``size`` (w, l, h) m, ``rotation`` quaternion
             (w, x, y, z), ``velocity`` (vx, vy) m/s, ``detection_name``, ``detection_score`` (predictions),
             ``attribute_name``; plus ``ego_translation`` (box centre minus ego position, for the class-range
-            filter; default: ``translation``) and, for GT, ``num_pts`` (0 = dropped, as the devkit). Every
+            filter; default: ``translation``) and, for GT, ``num_pts`` (LiDAR + radar points; 0 = dropped, as
+            the devkit) and a ``velocity`` that may be NaN (skipped by the NaN-aware means, as the devkit). Every
             GT sample token must appear in the predictions (an empty list is fine).
         class_range: metres per class (default: the devkit's detection_cvpr_2019 ranges).
         dist_ths, dist_th_tp, min_recall, min_precision, mean_ap_weight: the devkit's detection config.
+        bike_racks: ``{sample_token: [rack, ...]}`` (``translation``, ``size``, ``rotation``, global frame): GT and
+            predicted bicycles and motorcycles whose centre lies inside a rack are dropped, as the devkit does
+            with the ``static_object.bicycle_rack`` annotations (:mod:`pc_kd.evaluation.nuscenes_tables` reads
+            them from the tables). None: no such filter.
+        skip_absent_classes: True: the means run over the classes with GT left after filtering (for class
+            subsets and small synthetic splits); False: over every class of ``classes``, a class without GT
+            scoring AP 0 and TP errors 1, as the devkit's ``DetectionEval`` scores its 10 classes.
 
     Returns:
         ``mAP``, ``NDS``, ``mATE`` ... ``mAAE``, ``AP`` ({class: {dist_th: ap}}), ``tp_errors``
         ({class: {metric: error}}, NaN where the devkit leaves it undefined), ``classes`` (those scored).
-        Means run over the classes of ``classes`` with at least one GT box after filtering (the devkit's
-        ``DetectionMetrics`` rules otherwise: NaN-mean TP errors, scores ``max(0, 1 - error)``,
+        Means run over the classes ``skip_absent_classes`` says (the devkit's ``DetectionMetrics`` rules
+        otherwise: NaN-mean TP errors, scores ``max(0, 1 - error)``,
         NDS = (``mean_ap_weight`` mAP + sum of TP scores) / (``mean_ap_weight`` + number of TP scores); a TP
         metric undefined for every scored class, e.g. mAOE with traffic cones only, is left out of NDS).
     """
@@ -172,9 +198,10 @@ def nuscenes_detection_scores(gt_boxes: Mapping[str, Sequence[dict]], pred_boxes
         raise KeyError(f"nuscenes_detection_scores: {len(missing)} GT samples have no prediction entry, e.g. "
                        f"{missing[:3]} (give them an empty list)")
     class_range = {**CLASS_RANGE, **(class_range or {})}
-    gts = _eval_boxes(gt_boxes, "gt_boxes", classes, class_range, is_gt=True)
-    preds = _eval_boxes({t: pred_boxes[t] for t in gt_boxes}, "pred_boxes", classes, class_range, is_gt=False)
-    classes = [c for c in classes if any(b.detection_name == c for t in gts.sample_tokens for b in gts[t])]
+    gts = _eval_boxes(gt_boxes, "gt_boxes", classes, class_range, True, bike_racks)
+    preds = _eval_boxes({t: pred_boxes[t] for t in gt_boxes}, "pred_boxes", classes, class_range, False, bike_racks)
+    if skip_absent_classes:
+        classes = [c for c in classes if any(b.detection_name == c for t in gts.sample_tokens for b in gts[t])]
     if not classes:
         raise ValueError("nuscenes_detection_scores: no GT box of the requested classes is left after the "
                          "class-range / zero-point filter")
