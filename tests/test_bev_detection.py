@@ -67,6 +67,25 @@ def test_boxes_of_a_two_class_task_go_to_their_class_channel_and_the_loss_is_sma
     torch.testing.assert_close(pred.bboxes_3d.tensor[order], boxes.tensor[:2], atol=1e-5, rtol=0)
 
 
+def test_a_nan_velocity_target_weighs_nothing_and_the_rest_of_its_box_still_teaches():
+    head = _head()
+    box = [[5.3, -7.9, -0.9, 4.5, 1.9, 1.6, 0.7, np.nan, np.nan], [-10.2, 3.1, -1.0, 4.2, 1.8, 1.5, -0.3, 2.0, 1.0]]
+    boxes, labels = Boxes3D(torch.tensor(box, dtype=torch.float64)), torch.tensor([0, 0])
+    targets = head.get_targets(boxes, labels)
+    assert torch.isnan(targets[0]["box"][0, 8:]).all()
+    outs = _outputs_from_targets(head, [dict(tg, box=tg["box"].nan_to_num()) for tg in targets])
+    loss = head.loss(outs, [boxes], [labels])["loss_bbox_0"]
+    assert torch.isfinite(loss) and float(loss) < 1e-6  # the prediction is right wherever the target is known
+    for t in outs:
+        t["vel"] = t["vel"] + 1.0
+    # every known velocity channel is now off by 1: 2 channels x code weight 0.2 x 0.25, over the 2 boxes' cells
+    torch.testing.assert_close(head.loss(outs, [boxes], [labels])["loss_bbox_0"], torch.tensor(2 * 0.2 * 0.25 / 2),
+                               atol=1e-5, rtol=0)
+    known = Boxes3D(torch.tensor(box, dtype=torch.float64).nan_to_num())  # zeroed instead: the head learns 0 m/s
+    torch.testing.assert_close(head.loss(outs, [known], [labels])["loss_bbox_0"], torch.tensor(4 * 0.2 * 0.25 / 2),
+                               atol=1e-5, rtol=0)
+
+
 def test_reg_radius_gives_every_neighbour_cell_the_same_box_with_offsets_from_itself():
     head = _head(reg_radius=1)
     boxes = Boxes3D(torch.tensor([[5.3, -7.9, -0.9, 4.5, 1.9, 1.6, 0.7, 3.0, -1.0],
@@ -347,9 +366,13 @@ def test_bad_detection_input_is_named(tmp_path, driving_root):
                gt_bboxes_3d=Boxes3D(np.array([[0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 0, 1, 0, 0, 0]])))
     with pytest.raises(ValueError, match=r"tok7: gt_bboxes_3d\[1\] has a size"):
         PackDetInputs()(bad)
-    bad["gt_bboxes_3d"] = Boxes3D(np.array([[0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 2, 1, 0, np.nan, 0]]))
-    with pytest.raises(ValueError, match=r"tok7: gt_bboxes_3d\[1\] has NaN"):
+    bad["gt_bboxes_3d"] = Boxes3D(np.array([[0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 2, 1, 0, np.inf, 0]]))
+    with pytest.raises(ValueError, match=r"tok7: gt_bboxes_3d\[1\] has NaN / inf"):
         PackDetInputs()(bad)
+    # a NaN velocity is an annotation without a neighbour in time: kept as NaN, not refused, not zeroed
+    bad["gt_bboxes_3d"] = Boxes3D(np.array([[0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 2, 1, 0, np.nan, np.nan]]))
+    packed = PackDetInputs()(bad)["data_samples"].gt_instances_3d.bboxes_3d.tensor
+    assert torch.isnan(packed[1, 7:]).all() and torch.isfinite(packed[0]).all()
 
 
 def test_info_files_of_another_box_version_are_refused(tmp_path, driving_root):

@@ -94,8 +94,9 @@ def test_the_metric_equals_the_devkits_detection_eval_on_real_tables(tables, tmp
     gts, _, _ = gt_from_tables(nusc, [s["token"] for s in nusc.sample])
     assert any(np.isnan(b["velocity"]).any() for boxes in gts.values() for b in boxes)
 
-    # the bike-rack filter: without the rack annotations the parked bicycles in the rack count as GT and the
-    # bicycles predicted inside it are scored; bicycle AP moves, by the same amount in both implementations
+    # the bike-rack filter: without the rack annotations the bicycles predicted inside the racks are scored
+    # (false positives; no GT bicycle of these scenes has its centre inside a rack); bicycle AP moves, by the
+    # same amount in both implementations
     no_racks = write_table_subset(root, VERSION, tmp_path / "no_racks", [s["name"] for s in nusc.scene],
                                   drop_categories=[BIKE_RACK])
     ours_nr = metrics_summary(score_results(open_tables(no_racks, VERSION), path))
@@ -154,3 +155,77 @@ def test_eval_nuscenes_command_prints_both_summaries_and_writes_the_devkits_keys
     bad = subprocess.run([sys.executable, "-m", "pc_kd", "eval-nuscenes", str(tmp_path / "missing.json"), "--root",
                           str(root)], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: {tmp_path / 'missing.json'}: no such results file"
+
+
+def test_converted_real_tables_carry_attributes_radar_points_and_nan_velocities_to_the_runner_metric(tables, tmp_path):
+    """create_infos on the real tables writes each annotation's attribute, radar points and NaN velocities; the
+    pipeline keeps them; NuScenesDetMetric reading GT from the tables scores its own results JSON exactly as
+    pc-kd eval-nuscenes (and so the devkit) does, bike racks included, while GT from the samples cannot see the
+    racks."""
+    import pickle
+
+    import torch
+    from mmengine.structures import InstanceData
+
+    from pc_kd.datasets import NuScenesDataset
+    from pc_kd.datasets.converters.nuscenes import create_nuscenes_infos
+    from pc_kd.evaluation import NuScenesDetMetric
+    from pc_kd.structures import Boxes3D
+    from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES, NUSCENES_CLASSES
+
+    root, nusc = tables
+    info_path = create_nuscenes_infos(root, tmp_path, VERSION, "val")
+    infos = pickle.load(open(info_path, "rb"))["data_list"]
+    assert len(infos) == 81
+    attribute_of = {a["token"]: a["name"] for a in nusc.attribute}
+    nan_velocity = 0
+    for info in infos:
+        for inst in info["instances"]:
+            ann = nusc.get("sample_annotation", inst["token"])
+            expected = attribute_of[ann["attribute_tokens"][0]] if ann["attribute_tokens"] else None
+            assert (NUSCENES_ATTRIBUTES[inst["attr_label"]] if inst["attr_label"] >= 0 else None) == expected
+            assert inst["num_radar_pts"] == ann["num_radar_pts"] and inst["category_name"] == ann["category_name"]
+            nan_velocity += bool(np.isnan(inst["velocity"]).any())
+    assert nan_velocity > 0
+    stored = pickle.load(open(info_path, "rb"))  # the sample holds no sweep files: one sweep per frame here
+    for info in stored["data_list"]:
+        info["lidar_sweeps"] = []
+    pickle.dump(stored, open(info_path, "wb"))
+    ds = NuScenesDataset(ann_file=str(info_path), data_root=str(root), test_mode=True, pipeline=[
+        dict(type="LoadPointsFromFile", load_dim=5, use_dim=(0, 1, 2, 3)),
+        dict(type="LoadAnnotations3D", with_seg=False, with_bbox_3d=True, with_velocity=True),
+        dict(type="PackDetInputs")])
+    _, racks, _ = gt_from_tables(nusc, [s["token"] for s in nusc.sample])
+    rng = np.random.default_rng(4)
+    samples, seen_nan, bicycle = [], False, NUSCENES_CLASSES.index("bicycle")
+    for i in range(len(ds)):
+        sample = ds[i]["data_samples"]
+        gt = sample.gt_instances_3d
+        seen_nan |= bool(torch.isnan(gt.bboxes_3d.tensor[:, 7:]).any())
+        boxes = gt.bboxes_3d.tensor.clone().nan_to_num()
+        boxes[:, :2] += torch.from_numpy(rng.normal(0, 0.3, (len(boxes), 2)))
+        labels, scores = gt.labels_3d, torch.from_numpy(rng.uniform(0.1, 1, len(boxes)))
+        # a confident bicycle at the centre of every bike rack (LiDAR frame): scored only without the rack filter
+        global2lidar = np.linalg.inv(np.asarray(sample.ego2global) @ np.asarray(sample.lidar2ego))
+        for rack in racks[sample.token]:
+            x, y, z = (global2lidar @ [*rack["translation"], 1.0])[:3]
+            boxes = torch.cat([boxes, torch.tensor([[x, y, z, 1.7, 0.6, 1.1, 0.0, 0.0, 0.0]], dtype=boxes.dtype)])
+            labels, scores = torch.cat([labels, torch.tensor([bicycle])]), torch.cat([scores, torch.tensor([0.99])])
+        sample.pred_instances_3d = InstanceData(bboxes_3d=Boxes3D(boxes, with_velocity=True), labels_3d=labels,
+                                                scores_3d=scores)
+        samples.append(sample.to_dict())
+    assert seen_nan and "num_radar_pts" in samples[0]["gt_instances_3d"]
+    scores = {}
+    for name, tables_root in (("tables", str(root)), ("samples", None)):
+        metric = NuScenesDetMetric(classes=NUSCENES_CLASSES, jsonfile_prefix=str(tmp_path / name),
+                                   tables_root=tables_root, tables_version=VERSION)
+        metric.dataset_meta = ds.metainfo
+        metric.process(None, samples)
+        scores[name] = metric.compute_metrics(metric.results)
+    expected = metrics_summary(score_results(nusc, tmp_path / "tables" / "results_nusc.json"))
+    assert abs(scores["tables"]["mAP"] - expected["mean_ap"]) < 1e-9
+    assert abs(scores["tables"]["NDS"] - expected["nd_score"]) < 1e-9
+    assert abs(scores["tables"]["AP_bicycle"] - expected["mean_dist_aps"]["bicycle"]) < 1e-9
+    assert scores["samples"]["AP_bicycle"] < scores["tables"]["AP_bicycle"] - 0.01  # the bicycles in the racks
+    with pytest.raises(FileNotFoundError, match="has no v1.0-mini/sample.json"):
+        NuScenesDetMetric(tables_root=str(root), tables_version="v1.0-mini")

@@ -48,8 +48,9 @@ def attribute_from_speed(name: str, speed: float, moving: float = 0.2) -> str:
 
 
 def attribute_names(attr_labels: Iterable[int]) -> List[str]:
-    """nuScenes attribute names of ``attr_labels`` (indices into NUSCENES_ATTRIBUTES; -1 -> '', no attribute)."""
-    return [NUSCENES_ATTRIBUTES[a] if a >= 0 else "" for a in attr_labels]
+    """nuScenes attribute names of ``attr_labels`` (indices into NUSCENES_ATTRIBUTES; -1, or mmdet3d's 8 for
+    'None', -> '', no attribute)."""
+    return [NUSCENES_ATTRIBUTES[a] if 0 <= a < len(NUSCENES_ATTRIBUTES) else "" for a in attr_labels]
 
 
 def lidar_boxes_to_results(sample_token: str, boxes, labels, classes: Sequence[str], lidar2ego, ego2global,
@@ -238,25 +239,38 @@ class NuScenesDetMetric(BaseMetric):
 
     Reads, per data sample: metainfo ``token``, ``lidar2ego`` and ``ego2global`` (4x4), ``pred_instances_3d``
     (``bboxes_3d`` Boxes3D in the LiDAR frame, ``scores_3d``, ``labels_3d``) and ``gt_instances_3d``
-    (``bboxes_3d``, ``labels_3d``, optional ``num_lidar_pts``, GT with 0 points are not scored, and optional
-    ``attr_labels``, indices into NUSCENES_ATTRIBUTES, -1 = none; without them GT attributes follow the speed
-    rule too). Boxes go to the global frame by :func:`lidar_boxes_to_results`, attributes of predictions by the
-    0.2 m/s rule.
+    (``bboxes_3d``, ``labels_3d``, optional ``num_lidar_pts`` and ``num_radar_pts``, GT with 0 points in both
+    are not scored, and optional ``attr_labels``, indices into NUSCENES_ATTRIBUTES, -1 = none; without them GT
+    attributes follow the speed rule too). Boxes go to the global frame by :func:`lidar_boxes_to_results`,
+    attributes of predictions by the 0.2 m/s rule.
 
     Args:
         classes: scored class names (default: the dataset's ``classes``), nuScenes detection names.
         class_range: metres per class (default: the devkit's).
         jsonfile_prefix: if set, the official results JSON is written to ``<prefix>/results_nusc.json``.
         use_lidar / use_camera: the JSON's ``meta``.
+        tables_root, tables_version: with real nuScenes, the folder holding the devkit's tables
+            (``<tables_root>/<tables_version>/sample.json`` ...): the GT of the scored samples then comes from the
+            tables as the devkit's ``DetectionEval`` reads it (:mod:`pc_kd.evaluation.nuscenes_tables`: the
+            bike-rack filter, which the samples cannot carry, included) and every class of ``classes`` counts in
+            the means, with or without GT, as in the devkit. None: GT from the samples, means over the classes
+            with GT (synthetic data, class subsets).
     """
 
     default_prefix = "nuscenes"
 
     def __init__(self, classes: Optional[Sequence[str]] = None, class_range: Optional[Mapping[str, float]] = None,
                  jsonfile_prefix: Optional[str] = None, use_lidar: bool = True, use_camera: bool = False,
+                 tables_root: Optional[str] = None, tables_version: str = "v1.0-trainval",
                  collect_device: str = "cpu", prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.classes, self.class_range = classes, class_range
+        self.tables_root, self.tables_version = tables_root, tables_version
+        if tables_root and not (Path(tables_root) / tables_version / "sample.json").is_file():
+            raise FileNotFoundError(
+                f"NuScenesDetMetric: tables_root {tables_root!r} has no {tables_version}/sample.json (the devkit's "
+                f"tables, which give the GT as the devkit scores it); point tables_root / tables_version at them, "
+                f"or set tables_root=None to score against the samples' own GT (no bike-rack filter)")
         self.jsonfile_prefix, self.use_lidar, self.use_camera = jsonfile_prefix, use_lidar, use_camera
 
     def process(self, data_batch, data_samples: Sequence) -> None:
@@ -268,6 +282,8 @@ class NuScenesDetMetric(BaseMetric):
                     raise KeyError(f"NuScenesDetMetric: sample {token} has no {field!r}")
             pred, gt = sample["pred_instances_3d"], sample["gt_instances_3d"]
             pts, attrs = gt.get("num_lidar_pts"), gt.get("attr_labels")
+            if pts is not None and gt.get("num_radar_pts") is not None:  # the devkit's filter: LiDAR + radar
+                pts = _numpy(pts) + _numpy(gt["num_radar_pts"])
             if attrs is not None:
                 attrs = attribute_names(_numpy(attrs).tolist())
             self.results.append((
@@ -288,8 +304,13 @@ class NuScenesDetMetric(BaseMetric):
             with atomic_write(path) as tmp:
                 Path(tmp).write_text(json.dumps(results_json(preds, self.use_lidar, self.use_camera)))
             MMLogger.get_current_instance().info(f"nuScenes results JSON: {path}")
-        scores = nuscenes_detection_scores(gts, preds, self.classes or self.dataset_meta["classes"],
-                                           self.class_range)
+        classes, racks = self.classes or self.dataset_meta["classes"], None
+        if self.tables_root:
+            from pc_kd.evaluation.nuscenes_tables import gt_from_tables, open_tables
+
+            gts, racks, _ = gt_from_tables(open_tables(self.tables_root, self.tables_version), list(gts))
+        scores = nuscenes_detection_scores(gts, preds, classes, self.class_range, bike_racks=racks,
+                                           skip_absent_classes=not self.tables_root)
         out = {k: scores[k] for k in ("mAP", "NDS", *TP_NAMES.values())}
         out.update({f"AP_{name}": float(np.mean(list(v.values()))) for name, v in scores["AP"].items()})
         head = f"  {'class':<22s} {'AP':>6s} " + " ".join(f"{TP_NAMES[m][1:]:>6s}" for m in TP_METRICS)

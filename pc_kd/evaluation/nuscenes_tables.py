@@ -101,8 +101,9 @@ def load_results(path, sample_tokens: Sequence[str], ego_positions: Mapping[str,
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not JSON ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict) or "meta" not in data:
+        keys = list(data)[:5] if isinstance(data, dict) else "-"
         raise ValueError(f"{path}: a nuScenes results file is {{\"meta\": {{...}}, \"results\": {{sample_token: "
-                         f"[box, ...]}}}}; found {type(data).__name__} with keys {list(data)[:5] if isinstance(data, dict) else '-'}")
+                         f"[box, ...]}}}}; found {type(data).__name__} with keys {keys}")
     results = data["results"]
     missing = [t for t in sample_tokens if t not in results]
     if missing:

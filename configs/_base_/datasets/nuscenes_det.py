@@ -27,5 +27,7 @@ val_dataloader = dict(
     collate_fn=dict(type="pseudo_collate"),
     dataset=dict(**nuscenes, ann_file="nuscenes_infos_val.pkl", pipeline=test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
-val_evaluator = dict(type="NuScenesDetMetric", classes=class_names, jsonfile_prefix="work_dirs/nuscenes_results")
+# GT from the devkit's tables, as its DetectionEval reads it (bike-rack filter, LiDAR + radar points, NaN velocities)
+val_evaluator = dict(type="NuScenesDetMetric", classes=class_names, jsonfile_prefix="work_dirs/nuscenes_results",
+                     tables_root=data_root, tables_version="v1.0-trainval")
 test_evaluator = val_evaluator

@@ -4,8 +4,9 @@ Per key frame: ``lidar_points`` (``lidar_path``, ``lidar2ego``), ``lidar_sweeps`
 :func:`lidar_sweeps`), ``ego2global`` (at the LiDAR time), six
 ``images`` with ``cam2img`` (3x3 K), ``cam2ego`` and ``lidar2cam``, and ``instances`` with
 ``bbox_3d = [x, y, z, l, w, h, yaw]`` (LiDAR frame, geometric centre), ``bbox_label_3d`` (-1 outside the 10
-detection classes), ``velocity`` (vx, vy in the LiDAR frame; NaN where the devkit has none),
-``num_lidar_pts`` and ``bbox_3d_isvalid``.
+detection classes), ``velocity`` (vx, vy in the LiDAR frame; NaN where the devkit has none), ``attr_label`` (the
+annotation's attribute as an index into ``NUSCENES_ATTRIBUTES``, -1 without one), ``category_name``,
+``num_lidar_pts``, ``num_radar_pts`` and ``bbox_3d_isvalid`` (LiDAR + radar points > 0, the devkit's filter).
 
 ``lidar2cam`` is motion compensated: LiDAR -> ego(t_lidar) -> global -> ego(t_camera) -> camera, because the
 cameras fire up to ~43 ms before the LiDAR sweep ends (``inv(cam2ego) @ lidar2ego`` is off by up to 0.33 m).
@@ -16,7 +17,7 @@ import numpy as np
 from pyquaternion import Quaternion
 from tqdm import tqdm
 
-from pc_kd.structures.class_names import NUSCENES_CATEGORY_TO_CLASS, NUSCENES_CLASSES
+from pc_kd.structures.class_names import NUSCENES_ATTRIBUTES, NUSCENES_CATEGORY_TO_CLASS, NUSCENES_CLASSES
 from pc_kd.utils.io import dump_pickle_atomic
 
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -68,8 +69,13 @@ def sample_info(nusc, sample: dict, max_sweeps: int = 10) -> dict:
     _, boxes, _ = nusc.get_sample_data(lidar_sd["token"])  # boxes in the LiDAR frame at t_lidar
     global2lidar_rot = np.linalg.inv(lidar2global[:3, :3])
     instances = []
+    attributes = {a["token"]: a["name"] for a in nusc.attribute}
     for box in boxes:
         ann = nusc.get("sample_annotation", box.token)
+        names = [attributes[t] for t in ann["attribute_tokens"]]
+        if len(names) > 1 or (names and names[0] not in NUSCENES_ATTRIBUTES):
+            raise ValueError(f"sample_annotation {box.token}: attributes {names}; expected at most one of "
+                             f"{list(NUSCENES_ATTRIBUTES)}")
         cls = NUSCENES_CATEGORY_TO_CLASS.get(ann["category_name"])
         velocity = nusc.box_velocity(box.token)  # global frame, NaN without neighbours
         velocity = (global2lidar_rot @ velocity)[:2] if np.isfinite(velocity).all() else np.full(2, np.nan)
@@ -77,6 +83,7 @@ def sample_info(nusc, sample: dict, max_sweeps: int = 10) -> dict:
         instances.append(dict(
             bbox_3d=[*box.center.tolist(), float(l), float(w), float(h), float(box.orientation.yaw_pitch_roll[0])],
             bbox_label_3d=NUSCENES_CLASSES.index(cls) if cls else -1, velocity=velocity.tolist(),
+            attr_label=NUSCENES_ATTRIBUTES.index(names[0]) if names else -1, category_name=ann["category_name"],
             num_lidar_pts=int(ann["num_lidar_pts"]), num_radar_pts=int(ann["num_radar_pts"]),
             bbox_3d_isvalid=bool(ann["num_lidar_pts"] + ann["num_radar_pts"] > 0), token=box.token))
     return dict(token=sample["token"], timestamp=sample["timestamp"] / 1e6, ego2global=ego2global.tolist(),

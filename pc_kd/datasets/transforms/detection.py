@@ -161,9 +161,10 @@ class PackDetInputs:
     loaded)}``; a :class:`Point3DDataSample` with metainfo ``meta_keys`` (what :class:`NuScenesDetMetric` and the
     camera path read: ``token``, ``lidar2ego``, ``ego2global``, ``lidar2img``, ``bev_aug_matrix`` ...),
     ``depth_maps [V, H, W]`` (if made) and ``gt_instances_3d`` (``bboxes_3d`` Boxes3D in the LiDAR frame,
-    ``labels_3d``, ``num_lidar_pts``, ``attr_labels`` when the info has them).
+    ``labels_3d``, ``num_lidar_pts``, ``num_radar_pts``, ``attr_labels`` when the info has them).
 
-    Checks every box: a size <= 0, NaN in a box or its velocity names the sample and the field.
+    Checks every box: a size <= 0 or NaN / inf in ``x y z l w h yaw`` names the sample and the field (a NaN
+    velocity is allowed: no neighbour in time).
     """
 
     def __init__(self, meta_keys=DET_META_KEYS):
@@ -182,7 +183,7 @@ class PackDetInputs:
             boxes, labels = results["gt_bboxes_3d"], np.asarray(results["gt_labels_3d"], np.int64)
             check_det_boxes(boxes.tensor, f"sample {results.get('token', results.get('sample_idx'))}: gt_bboxes_3d")
             gt = InstanceData(bboxes_3d=boxes, labels_3d=torch.from_numpy(labels))
-            for key in ("num_lidar_pts", "attr_labels"):
+            for key in ("num_lidar_pts", "num_radar_pts", "attr_labels"):
                 if key in results:
                     gt[key] = torch.as_tensor(np.asarray(results[key], np.int64))
             sample.gt_instances_3d = gt
@@ -190,10 +191,11 @@ class PackDetInputs:
 
 
 def check_det_boxes(tensor: torch.Tensor, where: str) -> None:
-    """Raise naming ``where`` and the first bad box if a size is <= 0 or any value (velocity too) is not finite."""
+    """Raise naming ``where`` and the first bad box if a size is <= 0 or a value of ``x y z l w h yaw`` is not
+    finite (a velocity may be NaN: an annotation without a neighbour in time; inf is refused)."""
     if len(tensor) == 0:
         return
-    bad = ~torch.isfinite(tensor).all(1)
+    bad = ~torch.isfinite(tensor[:, :7]).all(1) | torch.isinf(tensor[:, 7:]).any(1)
     if bad.any():
         i = int(bad.nonzero()[0])
         raise ValueError(f"{where}[{i}] has NaN / inf values {tensor[i].tolist()} (x y z l w h yaw [vx vy])")

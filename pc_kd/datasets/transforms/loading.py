@@ -48,10 +48,13 @@ class LoadAnnotations3D:
 
     Semantic masks (``pts_semantic_mask_path``, int64 raw ids) are mapped to train ids with the dataset's
     ``seg_label_mapping`` (unknown ids -> 255). Boxes come from ``instances`` (``bbox_3d``,
-    ``bbox_label_3d``, optional ``velocity``); labels < 0 are dropped and NaN velocities become 0.
+    ``bbox_label_3d``, optional ``velocity``); labels < 0 are dropped. A NaN velocity (an annotation without a
+    neighbour in time) stays NaN: the nuScenes metric skips it, as the devkit does, and :class:`CenterHead` gives
+    its velocity targets no weight (zeroing it would teach and score "standing still").
 
     Adds ``pts_semantic_mask [N]``, ``pts_instance_mask [N]``, ``gt_bboxes_3d`` (Boxes3D), ``gt_labels_3d``
-    (and ``num_lidar_pts`` / ``attr_labels`` when every instance has ``num_lidar_pts`` / ``attr_label``).
+    (and ``num_lidar_pts`` / ``num_radar_pts`` / ``attr_labels`` when every instance has ``num_lidar_pts`` /
+    ``num_radar_pts`` / ``attr_label``).
     """
 
     def __init__(self, with_seg=True, with_instance_mask=False, with_bbox_3d=False, with_velocity=False,
@@ -87,7 +90,7 @@ class LoadAnnotations3D:
             if self.with_velocity:
                 velo = np.array([inst.get("velocity", [np.nan, np.nan]) for inst in instances],
                                 dtype=np.float64).reshape(-1, 2)
-                boxes = np.concatenate([boxes, np.nan_to_num(velo, nan=0.0)], 1)
+                boxes = np.concatenate([boxes, velo], 1)
             keep = labels >= 0
             try:
                 results["gt_bboxes_3d"] = Boxes3D(boxes[keep], with_velocity=self.with_velocity)
@@ -95,7 +98,8 @@ class LoadAnnotations3D:
                 raise ValueError(f"LoadAnnotations3D: sample {results.get('token', results.get('sample_idx'))}: "
                                  f"instances[].bbox_3d: {err}") from None
             results["gt_labels_3d"] = labels[keep]
-            for key, out in (("num_lidar_pts", "num_lidar_pts"), ("attr_label", "attr_labels")):
+            for key, out in (("num_lidar_pts", "num_lidar_pts"), ("num_radar_pts", "num_radar_pts"),
+                             ("attr_label", "attr_labels")):
                 if instances and all(key in inst for inst in instances):
                     results[out] = np.array([inst[key] for inst in instances], dtype=np.int64)[keep]
         return results

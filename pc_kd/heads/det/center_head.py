@@ -18,6 +18,10 @@ from .gaussian import draw_gaussian, gaussian_radius
 DEFAULT_COMMON_HEADS = dict(reg=2, height=1, dim=3, rot=2, vel=2)
 # the order of the regression targets / code weights: reg (2), height, dim (3, log), rot (sin, cos), vel (2)
 CODE_ORDER = ("reg", "height", "dim", "rot", "vel")
+# CenterPoint's six nuScenes task groups (mmdet3d's centerpoint_*_nus configs) -> their circle-NMS thresholds (m^2)
+NUSCENES_TASK_NMS_RADIUS_SQ = {("car",): 4.0, ("truck", "construction_vehicle"): 12.0, ("bus", "trailer"): 10.0,
+                               ("barrier",): 1.0, ("motorcycle", "bicycle"): 0.85,
+                               ("pedestrian", "traffic_cone"): 0.175}
 
 
 def gaussian_focal_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, gamma: float = 4.0
@@ -64,7 +68,10 @@ class CenterHead(nn.Module):
         num_heatmap_convs / num_reg_convs: 3x3 convs per heatmap / regression branch (2 and 2 as CenterPoint;
             ``num_reg_convs=1`` makes each regression branch one linear conv on the shared features).
         gaussian_overlap / min_radius: heatmap peaks (0.1 and 2 as CenterPoint).
-        nms_radius_sq: per task, the circle-NMS threshold on the *squared* BEV distance (m^2).
+        nms_radius_sq: per task, the circle-NMS threshold on the *squared* BEV distance (m^2); default: the
+            published ``[4, 12, 10, 1, 0.85, 0.175]`` when the tasks are CenterPoint's six nuScenes groups (car |
+            truck, construction_vehicle | bus, trailer | barrier | motorcycle, bicycle | pedestrian,
+            traffic_cone), else 4 for every task.
         score_threshold, max_num (top-k per task before NMS), post_max (per task after NMS), post_center_range.
 
     ``forward`` returns one dict per task: ``heatmap [B, n_task, H, W]`` (logits) and each common head's map.
@@ -106,7 +113,11 @@ class CenterHead(nn.Module):
         if not (isinstance(reg_radius, int) and reg_radius >= 0):
             raise ValueError(f"CenterHead: reg_radius is {reg_radius!r}, expected an int >= 0")
         self.reg_radius = reg_radius
-        self.nms_radius_sq = list(nms_radius_sq) if nms_radius_sq is not None else [4.0] * len(tasks)
+        if nms_radius_sq is None:  # the published radii for CenterPoint's six nuScenes tasks, else 4 m^2 each
+            names = [list(task["class_names"]) for task in tasks]
+            published = [list(group) for group in NUSCENES_TASK_NMS_RADIUS_SQ]
+            nms_radius_sq = list(NUSCENES_TASK_NMS_RADIUS_SQ.values()) if names == published else [4.0] * len(tasks)
+        self.nms_radius_sq = list(nms_radius_sq)
         if len(self.nms_radius_sq) != len(tasks):
             raise ValueError(f"CenterHead: {len(self.nms_radius_sq)} nms_radius_sq values for {len(tasks)} tasks")
         self.score_threshold, self.max_num, self.post_max = score_threshold, max_num, post_max
@@ -143,7 +154,9 @@ class CenterHead(nn.Module):
         """Targets of one sample per task: ``heatmap [n_task, H, W]``, ``num_boxes``, ``ind [M]`` (flat cell
         y * W + x of each box centre, and of its neighbours within ``reg_radius``), ``box [M, codes]`` (x, y offset
         of the centre from the cell, z, log l, log w, log h, sin yaw, cos yaw, vx, vy; the yaw times the task's
-        ``yaw_symmetry``). Boxes whose centre falls outside the grid are skipped."""
+        ``yaw_symmetry``). Boxes whose centre falls outside the grid are skipped: the centre cell is the floor of
+        the cell coordinate, so a centre in ``[x_min - cell, x_min)`` is outside, on purpose (mmdet3d's ``int()``
+        truncation draws it at cell 0 when no ``ObjectRangeFilter`` has removed the box before)."""
         H, W = self.grid_hw
         t = boxes.tensor.double().cpu()
         labels = torch.as_tensor(labels).cpu()
@@ -183,7 +196,12 @@ class CenterHead(nn.Module):
     def loss(self, outs: List[Dict[str, torch.Tensor]], gt_boxes: Sequence[Boxes3D], gt_labels: Sequence
              ) -> Dict[str, torch.Tensor]:
         """Per task ``loss_heatmap_<t>`` (Gaussian focal, / max(1, #boxes)) and ``loss_bbox_<t>`` (L1 at the box
-        centres (and neighbours) x code weights, / (#regression cells + 1e-4), x loss_bbox_weight), over a batch."""
+        centres (and neighbours) x code weights, / (#regression cells + 1e-4), x loss_bbox_weight), over a batch.
+        A NaN target (a GT velocity without a neighbour in time) weighs 0.
+
+        The heatmap term divides by the boxes drawn (CenterPoint's own code, tianweiy); mmdet3d's CenterHead
+        divides by the heatmap cells equal to 1 instead, which differs only where two boxes of a task share
+        a centre cell."""
         device = outs[0]["heatmap"].device
         targets = [self.get_targets(b, l, device) for b, l in zip(gt_boxes, gt_labels)]
         losses = {}
@@ -197,7 +215,8 @@ class CenterHead(nn.Module):
             reg = reg.view(B, C, -1)
             pred = torch.cat([reg[b, :, tg[t]["ind"]].T for b, tg in enumerate(targets)])
             target = torch.cat([tg[t]["box"] for tg in targets])
-            l1 = ((pred - target).abs() * self.code_weights).sum()
+            known = torch.isfinite(target)  # a NaN velocity (no neighbour in time) is not taught
+            l1 = ((pred - target.nan_to_num()).abs() * self.code_weights * known).sum()
             losses[f"loss_bbox_{t}"] = self.loss_bbox_weight * l1 / (len(target) + 1e-4)
         return losses
 
