@@ -196,6 +196,18 @@ def amp_needs_cuda(tmp_path):
     return out
 
 
+def nuscenes_tables_not_found(tmp_path):
+    (tmp_path / "results.json").write_text("{}")
+    code, out = _python_tool("eval_nuscenes.py", str(tmp_path / "results.json"), "--root", str(tmp_path))
+    assert code == 1 and "Traceback" not in out and out.startswith("error: ")
+    return out
+
+
+def nuscenes_metric_tables(tmp_path):
+    from pc_kd.evaluation import NuScenesDetMetric
+    return _raise(lambda: NuScenesDetMetric(tables_root=str(tmp_path)))
+
+
 TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
             if callable(fn) and getattr(fn, "__module__", None) == __name__ and not name.startswith(("_", "test"))}
 

@@ -1,5 +1,7 @@
 # CenterPoint-pillar on nuScenes: 0.2 m pillars over +-51.2 m (512 x 512) -> SECOND (strides 2, 2, 2) -> FPN back
 # to stride 4 (0.8 m, 128 x 128) -> CenterHead with six task groups; 10 sweeps.
+# Not the published training recipe (no GT-database sampling, no CBGS, a smaller voxel encoder):
+# docs/nuscenes_configs.md lists every difference.
 _base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cyclic_20e.py",
           "../_base_/models/centerpoint_nuscenes.py", "../_base_/datasets/nuscenes_det.py"]
 model = dict(

@@ -1,8 +1,10 @@
-# UniDistill, fusion -> LiDAR, on nuScenes at the published settings: the LiDAR (voxel) detector of
+# UniDistill, fusion -> LiDAR, on nuScenes with its published loss weights: the LiDAR (voxel) detector of
 # supervised_centerpoint-voxel_none_nuscenes (student; its 20 epochs) learns from the trained LiDAR + camera detector
 # (teacher, frozen) at the 9 keypoints of every box: bev_low features (x10), bev_high relations (x1),
 # head responses (x10). Both share the +-54 m grid at 0.6 m. Train the teacher first:
 #   tools/dist_train.sh configs/supervised/supervised_bevfusion_none_nuscenes.py 8
+# Not the published training recipe (no GT-database sampling, no CBGS, a smaller voxel encoder):
+# docs/nuscenes_configs.md lists every difference.
 _base_ = ["../_base_/default_runtime.py", "../_base_/schedules/adamw_cyclic_20e.py",
           "../_base_/datasets/nuscenes_det.py"]
 
