@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
+from pc_kd.experiments.bev import distiller_options
 from pc_kd.registry import DATASETS, MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +188,7 @@ def test_every_demo_path_builds_the_distiller_it_names(setup, demo_bev):
     built = {}
     for path, (config, student, teacher, arguments) in demo_bev.DISTILL.items():
         cfg = Config.fromfile(config)
-        cfg.merge_from_dict(demo_bev.distiller_options(arguments))
+        cfg.merge_from_dict(distiller_options(arguments))
         cfg.model.teacher_ckpt = None
         assert cfg.model.student == str(demo_bev.DETECTORS[student].relative_to(ROOT)), path
         assert cfg.model.teacher == str(demo_bev.DETECTORS[teacher].relative_to(ROOT)), path

@@ -132,7 +132,7 @@ def test_demo_bev_trains_scores_and_draws(tmp_path):
             assert img.size[0] > 500 and img.size[1] > 300
 
 
-def test_demo_bev_takes_the_same_training_batch_every_time_it_is_asked(demo_bev):
+def test_demo_bev_takes_the_same_training_batch_every_time_it_is_asked():
     """The demo times a step on one training batch per run; the runner's loader (an InfiniteSampler) yields one
     batch per ``iter()`` only once, so the batch comes from the dataset itself."""
     from types import SimpleNamespace
@@ -140,10 +140,12 @@ def test_demo_bev_takes_the_same_training_batch_every_time_it_is_asked(demo_bev)
     from mmengine.dataset import InfiniteSampler, pseudo_collate
     from torch.utils.data import DataLoader
 
+    from pc_kd.experiments.bev import first_train_batch
+
     frames = [dict(sample_idx=i, points=torch.full((i + 1, 4), float(i))) for i in range(5)]
     loader = DataLoader(frames, batch_size=3, sampler=InfiniteSampler(frames, seed=0), collate_fn=pseudo_collate)
     runner = SimpleNamespace(train_dataloader=loader)
     for _ in range(3):
-        batch = demo_bev.first_train_batch(runner)
+        batch = first_train_batch(runner)
         assert batch["sample_idx"] == [0, 1, 2]
         assert [len(p) for p in batch["points"]] == [1, 2, 3]

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from PIL import Image
 from tqdm import tqdm
 
-from pc_kd.models.backbones.image_teachers import IMAGENET_MEAN, IMAGENET_STD
+from pc_kd.utils.image import IMAGENET_MEAN, IMAGENET_STD
 from pc_kd.utils.io import atomic_write
 
 # the normalisation ModuleTeacher applies when it runs the trained net

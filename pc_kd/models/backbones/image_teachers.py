@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pc_kd.registry import MODELS
+from pc_kd.utils.image import IMAGENET_MEAN, IMAGENET_STD
 
 
 def load_weights(module: nn.Module, path: str, prefix: str = "") -> None:
@@ -30,8 +31,6 @@ def load_weights(module: nn.Module, path: str, prefix: str = "") -> None:
 
 
 # ImageNet statistics: the input normalisation of every pc_kd teacher (and of TinySegNet's training)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class _FrozenTeacher(nn.Module):

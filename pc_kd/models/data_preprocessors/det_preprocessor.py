@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from mmengine.model import BaseDataPreprocessor
 
-from pc_kd.models.backbones.image_teachers import IMAGENET_MEAN, IMAGENET_STD
+from pc_kd.utils.image import IMAGENET_MEAN, IMAGENET_STD
 from pc_kd.registry import MODELS
 
 

@@ -1,0 +1,65 @@
+"""What every experiment of the demos shares: seeded Runner configs, fingerprints of what decides a run's result
+(so a finished run is reused only while its config and pc_kd's training code are unchanged), a built object of a
+registry, and mean +- std cells."""
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from mmengine.config import Config
+
+PACKAGE = Path(__file__).resolve().parents[1]
+# the code that decides what a training run computes: a change here makes a finished run stale
+TRAINING_CODE = ("datasets", "heads", "models", "ops", "structures", "voxel", "projection")
+RESULT_KEYS = ("model", "train_dataloader", "optim_wrapper", "param_scheduler", "train_cfg", "randomness")
+
+
+def build(registry_name: str, cfg: dict):
+    """``cfg`` built by pc_kd's registry ``registry_name`` (``"MODELS"``, ``"DATASETS"`` ...)."""
+    from mmengine.registry import init_default_scope
+
+    import pc_kd.registry as registry
+
+    init_default_scope("pc_kd")
+    return getattr(registry, registry_name).build(cfg)
+
+
+def load_config(config, options: dict) -> Config:
+    """``config`` with ``options`` (``--cfg-options`` keys) merged."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def seeded_config(config, options: dict, seed: int, work_dir, name: str) -> Config:
+    """``config`` with ``options``, trained with ``seed`` into ``work_dir``, logged under its own experiment name
+    (one logger per run when several runs share a process)."""
+    cfg = load_config(config, options)
+    cfg.work_dir, cfg.randomness = str(work_dir), dict(seed=seed, deterministic=False)
+    cfg.experiment_name = f"{name}_seed{seed}"
+    return cfg
+
+
+def code_fingerprint(folders: Sequence[str] = TRAINING_CODE) -> str:
+    """Hash of the source of pc_kd's ``folders`` (their ``.py`` files, in path order)."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(PACKAGE)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_fingerprint(cfg: Config, keys: Iterable[str] = RESULT_KEYS) -> str:
+    """Hash of what decides a run's result: the config's ``keys`` (model, data, schedule, seed; not where it is
+    written) and pc_kd's training code (:func:`code_fingerprint`)."""
+    keep = {k: cfg.get(k) for k in keys}
+    keep["pc_kd_code"] = code_fingerprint()
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def mean_std(values, sign: str = "") -> str:
+    """``mean +- std`` of a row's values over seeds (the mean alone for one seed), 3 decimals."""
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():{sign}.3f}" + (f" +- {v.std():.3f}" if len(v) > 1 else "")
