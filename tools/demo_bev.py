@@ -71,6 +71,9 @@ DISTILL = {
     # UniDistill's three terms at its fusion -> camera weights (the keypoint feature term 10x lighter)
     "lidar_to_camera_fc_weights": (
         _L2C, "camera", "lidar", dict(weights=dict(feature=10.0, relation=5.0, response=10.0))),
+    # the config's three terms at UniDistill's LiDAR -> camera weights 100 / 40 / 10 (whatever the config sets)
+    "lidar_to_camera_unidistill_weights": (
+        _L2C, "camera", "lidar", dict(weights=dict(feature=100.0, relation=40.0, response=10.0))),
     "lidar_to_camera_response": (UNIDISTILL / "unidistill-response_lss-camera_centerpoint-pillar_synthetic-driving.py",
                                  "camera", "lidar", None),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
