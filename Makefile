@@ -41,7 +41,7 @@ demo-bev: install
 demo-bev-distill: install
 	$(PY) tools/demo_bev.py --work-dir work_dirs/demo_bev_distill --seeds 0 1 2 3 4 --detectors lidar camera fusion \
 		--distill lidar_to_camera_fc_weights fusion_to_lidar lidar_to_camera fusion_to_camera camera_to_lidar_t2 \
-		camera_to_lidar
+		camera_to_lidar lidar_to_camera_unidistill_weights
 
 # Re-make the demo's 2D teacher (checkpoints/) from its own rooms; minutes on 2 cores.
 teacher: install

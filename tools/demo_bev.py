@@ -25,7 +25,8 @@ detector of the same seed (trained first, in this run) and is compared with the 
 seed: same initial weights, same data order, so the difference per seed is the distillation's. Extra paths:
 ``lidar_to_camera_feature`` / ``lidar_to_camera_feature_relation`` / ``lidar_to_camera_response`` (the ablation of
 UniDistill's terms), ``lidar_to_camera_fc_weights`` (the three terms at UniDistill's fusion -> camera weights
-10 / 5 / 10), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
+10 / 5 / 10), ``lidar_to_camera_unidistill_weights`` (at UniDistill's LiDAR -> camera weights 100 / 40 / 10; the
+synthetic config's ``lidar_to_camera`` is the response term alone), ``lidar_to_camera_dense`` / ``lidar_to_camera_crosskd`` (the two options on UniDistill's
 weights) and ``lidar_to_camera_response_dense`` / ``lidar_to_camera_response_crosskd`` (each option beside the
 response term alone); ``fusion_to_lidar_{feature,relation,response}`` (each term alone; the response term at
 UniDistill's temperature 2), ``fusion_to_lidar_t2`` (the three terms, the teacher's heatmap at temperature 2 instead
