@@ -13,7 +13,6 @@ Each subcommand runs the script of the same job in ``tools/`` (``pc-kd train`` i
 the arguments after it, so ``pc-kd SUBCOMMAND --help`` shows that script's options. The scripts live in the
 repository next to the ``pc_kd`` package (an editable install, ``pip install -e .``, as ``make install`` does).
 """
-import runpy
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -49,9 +48,11 @@ def _run_script(script: Path, args: List[str], what: str) -> int:
               f"from (git clone, then pip install -e . or make install)", file=sys.stderr)
         return 1
     saved = sys.argv
-    sys.argv = [str(script), *args]
+    sys.argv = [f"pc-kd {what}", *args]  # argparse's usage line names the command the user typed
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        # run as __main__ like ``python script``; not runpy.run_path, which would set argv[0] to the script's path
+        code = compile(script.read_text(), str(script), "exec")
+        exec(code, {"__name__": "__main__", "__file__": str(script), "__builtins__": __builtins__})
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:

@@ -482,3 +482,21 @@ def test_bn_momentum_reaches_every_batchnorm_of_the_detector():
     assert len(norms(tuned)) > 20 and {n.momentum for n in norms(tuned)} == {0.1}
     model_cfg.pop("bn_momentum")
     assert {n.momentum for n in norms(MODELS.build(model_cfg).backbone)} == {0.01}  # mmdet3d's, when not given
+
+
+def test_fewer_sweeps_than_requested_is_logged_once(tmp_path):
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from pc_kd.datasets.transforms import LoadPointsFromMultiSweeps
+
+    logged = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: logged.append(record.getMessage())
+    MMLogger.get_instance("pc_kd_test_sweeps").addHandler(handler)
+    load = LoadPointsFromMultiSweeps(sweeps_num=9, load_dim=5, use_dim=(0, 1, 2, 3))
+    for token in ("first", "second"):
+        res = load(dict(points=np.ones((5, 4), np.float32), timestamp=1.0, lidar_sweeps=[], token=token))
+        assert res["points"].shape == (5, 5)  # the key frame alone, time lag 0
+    assert len(logged) == 1 and "sample first has 0 earlier LiDAR sweeps of the 9 requested" in logged[0], logged

@@ -39,6 +39,41 @@ def test_a_subcommand_passes_its_arguments_to_the_tool(capsys):
         code = stop.code
     out = capsys.readouterr().out
     assert code == 0 and "--resume" in out and "--cfg-options" in out
+    assert out.startswith("usage: pc-kd train "), out[:200]  # the command the user typed, not train.py
+
+
+def test_demo_bev_help_lists_each_distillation_path_once(capsys):
+    try:
+        code = main(["demo-bev", "--help"])
+    except SystemExit as stop:
+        code = stop.code
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("fusion_to_lidar_null_feature") == 1, out
+
+
+def test_init_weights_quietly_keeps_mmengines_per_parameter_report_off_the_console():
+    import logging
+
+    from mmengine.logging import MMLogger
+    from mmengine.model import BaseModule
+
+    from pc_kd.experiments.common import init_weights_quietly
+
+    class Tiny(BaseModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logger = MMLogger.get_instance("pc_kd_test_init_weights")  # the current logger, without a log file
+    logger.addHandler(handler)
+    level = logger.level
+    init_weights_quietly(Tiny())
+    assert logged == [] and logger.level == level  # and the level is put back
+    Tiny().init_weights()
+    assert any("init_weights" in m for m in logged)  # what it keeps quiet
 
 
 def test_unknown_subcommands_and_benchmarks_are_named(capsys):

@@ -1,5 +1,7 @@
 """Detection pictures: box edges projected into an image against a hand computation, and the camera picture
-with ground truth and predictions written as a non-blank PNG."""
+with ground truth and predictions written as a non-blank PNG, the BEV picture's colours, range and title."""
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -45,3 +47,23 @@ def test_camera_picture_shows_ground_truth_and_predictions(tmp_path):
     pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
     coloured = (np.abs(pixels - pixels.mean(2, keepdims=True)).sum(2) > 60).sum()  # box lines are saturated
     assert coloured > 200
+
+
+def test_bev_picture_colours_ground_truth_by_class_covers_the_range_and_states_the_threshold(tmp_path, monkeypatch):
+    import pc_kd.visualization.det as det
+    from pc_kd.visualization import label_palette
+
+    figures = []
+    monkeypatch.setattr(det, "save_figure", lambda fig, out: figures.append(fig) or Path(out))
+    gt = Boxes3D(torch.tensor([[45.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0]], dtype=torch.float64))  # beyond +-32 m
+    pred = Boxes3D(torch.tensor([[45.5, 0.5, 0.0, 4.0, 2.0, 1.5, 0.1], [12.0, -3, 0, 1, 1, 1, 0]], dtype=torch.float64))
+    points = np.random.default_rng(0).uniform(-50, 50, (500, 4))
+    det.plot_bev_detections(points, gt, [1], pred, [1, 0], [0.9, 0.1], ["car", "truck"], tmp_path / "bev.png",
+                            bev_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], title="sample: nuScenes")
+    ax = figures[0].axes[0]
+    assert ax.get_xlim() == (-51.2, 51.2) and ax.get_ylim() == (-51.2, 51.2)
+    assert "score >= 0.3: 1 of 2 drawn" in ax.get_title()
+    truck = tuple(label_palette(2)[1])
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert dashed and all(tuple(line.get_color()) == truck for line in dashed)  # GT in its class colour
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"ground truth", "prediction", "truck"}

@@ -48,3 +48,12 @@ def test_out_of_range_predictions_raise_instead_of_being_clipped():
     assert confusion_matrix(np.array([0, 7]), np.array([0, 255]), 3).sum() == 1
     with pytest.raises(ValueError, match="2 predictions for 3 labels"):
         confusion_matrix(np.array([0, 1]), np.array([0, 1, 2]), 3)
+
+
+def test_one_rooms_miou_under_the_splits_matching_counts_unmatched_clusters_wrong():
+    from pc_kd.experiments.indoor import room_miou
+
+    labels = np.array([0, 0, 1, 1, 255, 2])
+    pred = np.array([0, 1, 1, -1, 0, 2])  # -1: a cluster the split's matching gave no class
+    # class 0: tp 1, gt 2, predicted 1 -> 1/2; class 1: tp 1, gt 2, predicted 2 -> 1/3; class 2: 1; class 3 absent
+    assert room_miou(pred, labels, 4) == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)

@@ -1,4 +1,6 @@
 """Synthetic scenes: seeded, consistent between points, images and boxes, readable by the real loaders."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -71,9 +73,13 @@ def test_rendered_depth_label_and_colour_agree_with_the_cloud(synthetic_indoor_r
 
 def test_synthetic_indoor_dataset_refuses_other_parameters(tmp_path):
     SyntheticIndoorDataset(data_root=str(tmp_path), num_scenes=1, num_views=1, image_hw=(30, 40), num_points=500)
-    with pytest.raises(ValueError, match="made with"):
+    with pytest.raises(ValueError, match="made with") as err:
         SyntheticIndoorDataset(data_root=str(tmp_path), num_scenes=1, num_views=2, image_hw=(30, 40),
                                num_points=500)
+    # what differs, and the two ways out: a folder of its own (which then works) or deleting this one
+    assert "num_views=1 there, 2 asked" in str(err.value) and f"delete {tmp_path}" in str(err.value)
+    own = re.search(r"data_root='([^']+)'", str(err.value)).group(1)
+    SyntheticIndoorDataset(data_root=own, num_scenes=1, num_views=2, image_hw=(30, 40), num_points=500)
 
 
 def test_driving_lidar_hits_lie_in_their_boxes():

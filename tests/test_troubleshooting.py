@@ -1,22 +1,25 @@
 """Every row of docs/troubleshooting.md is triggered here and its message checked against the table, so the
 table and the messages cannot drift apart; the command-line rows run the tools as a user would and check that
 the console shows the error line, not a traceback or a config dump."""
+import logging
 import os
 import pickle
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from pc_kd.engine import (CheckpointFileError, ConfigError, check_config_keys, check_state_dict_matches,
-                          load_checked_config, load_local_checkpoint, resume_settings)
+from pc_kd.engine import (CheckpointFileError, CheckpointMismatchError, ConfigError, check_config_keys,
+                          check_state_dict_matches, load_checked_config, load_local_checkpoint, resume_settings)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "troubleshooting.md"
 LIDAR_CONFIG = "configs/supervised/supervised_centerpoint-pillar_none_synthetic-driving.py"
+INDOOR_CONFIG = "configs/supervised/supervised_spconv-unet_none_synthetic-indoor.py"
 NUSCENES_CONFIG = "configs/supervised/supervised_centerpoint-voxel_none_nuscenes.py"
 
 
@@ -58,6 +61,36 @@ def config_not_found(tmp_path):
     assert code == 1 and "Traceback" not in out
     assert "configs/supervised/supervised_centerpoint-pillar_none_synthetic-driving.py" in out  # the suggestion
     return out
+
+
+def config_misspelt_override(tmp_path):
+    user = tmp_path / "my_config.py"  # the base sets train_dataloader; the user's override is misspelt
+    user.write_text(f"_base_ = [{str(ROOT / LIDAR_CONFIG)!r}]\ntrain_dataloder = dict(batch_size=1)\n")
+    code, out = _python_tool("train.py", str(user), "--work-dir", str(tmp_path / "w"), "--cfg-options",
+                             "sync_bn=mmcv")  # stops right after the config checks
+    assert "did you mean 'train_dataloader'" in out
+    return out
+
+
+def resume_schedule_lengthened(tmp_path):
+    from mmengine.logging import MMLogger
+    from mmengine.optim import CosineAnnealingLR
+    from pc_kd.engine import PortableCheckpointHook
+
+    def cosine(end):
+        return CosineAnnealingLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), T_max=end, end=end)
+
+    saved = [cosine(10).state_dict()]
+    logged = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: logged.append(record.getMessage())
+    MMLogger.get_instance("pc_kd_troubleshooting").addHandler(handler)  # the current logger, which print_log uses
+    runner = SimpleNamespace(_resume=True, work_dir=str(tmp_path), param_schedulers=[cosine(20)])
+    PortableCheckpointHook().after_load_checkpoint(runner, {"param_schedulers": saved})
+    runner.param_schedulers = [cosine(10)]  # the same schedule: nothing to say
+    PortableCheckpointHook().after_load_checkpoint(runner, {"param_schedulers": saved})
+    assert len(logged) == 1, logged
+    return logged[0]
 
 
 def config_top_level_key(tmp_path):
@@ -118,16 +151,82 @@ def checkpoint_allowlist(tmp_path):
 
 
 def checkpoint_mismatch(tmp_path):
-    return _raise(lambda: check_state_dict_matches(torch.nn.Linear(2, 2), {"weight": torch.zeros(3, 2)}, "x.pth"))
+    other = tmp_path / "other_model.pth"
+    torch.save({"state_dict": {"weight": torch.zeros(3, 2)}}, other)
+    code, out = _python_tool("test.py", LIDAR_CONFIG, str(other), "--work-dir", str(tmp_path / "w"))
+    assert code == 1 and "Traceback" not in out and out.count("\n") < 25, out[-3000:]
+    with pytest.raises(CheckpointMismatchError):
+        check_state_dict_matches(torch.nn.Linear(2, 2), {"weight": torch.zeros(3, 2)}, "x.pth")
+    return out
 
 
 def resume_nothing(tmp_path):
     (tmp_path / "empty").mkdir()
     code, out = _python_tool("train.py", LIDAR_CONFIG, "--work-dir", str(tmp_path / "empty"), "--resume")
     assert code == 1 and "Traceback" not in out and "--resume auto" in out
-    assert resume_settings("auto", str(tmp_path / "empty")) == (True, None)  # auto: start when there is nothing
+    assert resume_settings("auto", str(tmp_path / "empty")) == (False, None)  # auto: start when there is nothing
     assert resume_settings(None, str(tmp_path / "empty")) == (False, None)
     return out
+
+
+def resume_damaged(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    torch.save({"state_dict": {}}, work / "epoch_1.pth")
+    (work / "epoch_2.pth").write_bytes(b"\x00" * 64)  # a disk that filled up, a copy cut short
+    (work / "last_checkpoint").write_text(str(work / "epoch_2.pth"))
+    code, out = _python_tool("train.py", LIDAR_CONFIG, "--work-dir", str(work), "--resume")
+    assert code == 1 and "Traceback" not in out
+    assert f"resume from it with --resume {work / 'epoch_1.pth'}" in out
+    (work / "epoch_1.pth").write_text("also damaged")
+    assert "no earlier one is whole: start the run again without --resume" in _raise(
+        lambda: resume_settings("latest", str(work)))
+    return out
+
+
+def folder_not_writable(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    code, out = _python_tool("train.py", LIDAR_CONFIG, "--work-dir", str(a_file))
+    assert code == 1 and "Traceback" not in out and "it is a file, not a folder" in out
+    code, out = _python_tool("test.py", LIDAR_CONFIG, str(ROOT / "checkpoints" / "tinysegnet_synthetic-indoor-2d.pth"),
+                             "--work-dir", str(tmp_path / "w"), "--out", str(a_file / "predictions"))
+    assert code == 1 and "Traceback" not in out and not (tmp_path / "w").exists()  # stopped before any work
+    assert "--out " in out
+    return out
+
+
+def missing_timm(tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("timm") is not None:
+        pytest.skip("timm is installed here: its message cannot be shown")
+    code, out = _python_tool("fuse_features.py", "configs/pointdc/pointdc_spconv-unet_resnet50_scannet.py",
+                             "--out", str(tmp_path / "f"))
+    assert code == 1 and "Traceback" not in out and "pip install torch==" in out and "torchvision==" in out
+    return out
+
+
+def interrupted(tmp_path):
+    import signal
+    import time
+    work = tmp_path / "w"
+    args = [sys.executable, str(ROOT / "tools" / "train.py"), INDOOR_CONFIG, "--work-dir", str(work),
+            "--cfg-options", f"train_dataloader.dataset.data_root={tmp_path / 'rooms'}",
+            "train_dataloader.dataset.num_scenes=2", "train_dataloader.dataset.num_points=2000",
+            "train_dataloader.dataset.num_views=1", "default_hooks.logger.interval=1"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+    lines, start = [], time.time()
+    for line in proc.stdout:  # Ctrl-C once training has started
+        lines.append(line)
+        if "Epoch(train)" in line or time.time() - start > 300:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert proc.returncode == 130 and "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest[-3000:]
+    assert len(rest.strip().splitlines()) <= 3, rest
+    return rest
 
 
 def resume_not_found(tmp_path):
@@ -227,17 +326,17 @@ def test_resume_takes_a_checkpoint_written_after_the_last_checkpoint_file(tmp_pa
     work = tmp_path / "w"
     work.mkdir()
     for name in ("epoch_1.pth", "epoch_2.pth", "epoch_10.pth", "best_miou_epoch_1.pth"):
-        (work / name).write_bytes(b"x")
+        torch.save({}, work / name)
     assert resume_settings("latest", str(work)) == (True, str(work / "epoch_10.pth"))  # none named: the newest
     (work / "last_checkpoint").write_text(str(work / "epoch_2.pth"))
     assert resume_settings("latest", str(work)) == (True, str(work / "epoch_10.pth"))  # by number, not by name
     assert resume_settings("auto", str(work)) == (True, str(work / "epoch_10.pth"))
     (work / "epoch_10.pth").unlink()
     assert resume_settings("latest", str(work)) == (True, str(work / "epoch_2.pth"))  # the named one is newest
-    (work / "iter_50.pth").write_bytes(b"x")  # another kind: last_checkpoint says which run is meant
+    torch.save({}, work / "iter_50.pth")  # another kind: last_checkpoint says which run is meant
     assert resume_settings("latest", str(work)) == (True, str(work / "epoch_2.pth"))
     (work / "last_checkpoint").unlink()
-    assert resume_settings("auto", str(work)) == (True, None)  # both kinds, nothing named: start afresh
+    assert resume_settings("auto", str(work)) == (False, None)  # both kinds, nothing named: start afresh
 
 
 def test_config_errors_are_value_errors_and_name_the_option():

@@ -113,10 +113,10 @@ def main(argv=None):
     parser.add_argument("--work-dir", default="work_dirs/demo_bev", help="where runs, tables and pictures go")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (table: mean +- std)")
     parser.add_argument("--detectors", nargs="+", choices=list(DETECTORS), default=list(DETECTORS),
-                        help="detectors to train and score")
-    parser.add_argument("--distill", nargs="+", choices=list(DISTILL), default=[],
-                        help="distillation paths to train after the detectors (their students and teachers are "
-                             "added to --detectors)")
+                        metavar="DETECTOR", help=f"detectors to train and score: {', '.join(DETECTORS)}")
+    parser.add_argument("--distill", nargs="+", choices=list(DISTILL), default=[], metavar="PATH",
+                        help=f"distillation paths to train after the detectors (their students and teachers are "
+                             f"added to --detectors): {', '.join(DISTILL)}")
     parser.add_argument("--cfg-options", nargs="+", action=ConfigOptionsAction, default={},
                         help="override entries of every detector config, e.g. train_cfg.max_iters=20")
     parser.add_argument("--heldout-frames", type=int, default=128,

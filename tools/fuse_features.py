@@ -61,12 +61,14 @@ def main(argv=None):
         raise KeyError(f"config {args.config} has no 'fusion' dict (teacher, frame_step, ...)")
     options = {k: v for k, v in cfg.fusion.items() if k not in ("teacher", "out_dir")}
     out = Path(args.out or cfg.fusion.get("out_dir", "fused"))
-    dataset = build_dataset(cfg, args.split)
     fingerprint = fusion_fingerprint(cfg.fusion["teacher"], options)
     if args.verify:
+        dataset = build_dataset(cfg, args.split)
         scenes = [Path(dataset.get_data_info(i)["lidar_path"]).stem for i in range(len(dataset))]
         sys.exit(report_verification(out, scenes, ".npz", fingerprint))
+    # the teacher first: a missing package or weights file stops the run before the dataset is read
     teacher = build_teacher(cfg).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dataset = build_dataset(cfg, args.split)
     infos = [dataset.get_data_info(i) for i in range(shard, len(dataset), shards)]
     result = fuse_dataset(teacher, infos, out, on_missing=args.on_missing, device=args.device,
                           desc=f"fusing shard {shard}/{shards}", fingerprint=fingerprint, shard=(shard, shards),

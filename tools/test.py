@@ -5,15 +5,19 @@
 ``--out DIR`` writes each sample's prediction (segmentation: ``<scene>.npy``, a label per point; detection:
 ``<sample>.npz`` with boxes, scores, labels) and ``metrics.json`` (see pc_kd.engine.SavePredictionsHook);
 ``--show-dir DIR`` a top-view picture per sample, prediction beside the ground truth (PredictionPicturesHook).
+Both folders are checked to be writable before the model runs. The log goes beside the checkpoint (its folder)
+unless ``--work-dir`` names another.
 
 The checkpoint must match the model the config builds (keys and shapes), else the run stops with the list
 of differences instead of scoring a partly random model.
 """
 import argparse
+import os
 import os.path as osp
 
 from pc_kd.engine import add_runner_args, build_runner, exit_on_user_error, load_config, load_weights_strict
 from pc_kd.engine.checkpoint import check_torch_file
+from pc_kd.engine.runner import check_writable_folder
 
 
 def main(argv=None):
@@ -29,6 +33,12 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint not found: {args.checkpoint}")
     check_torch_file(args.checkpoint)
+    for folder, option in ((args.out, "--out"), (args.show_dir, "--show-dir")):
+        if folder:
+            check_writable_folder(folder, option)
+    beside = osp.dirname(osp.abspath(args.checkpoint))
+    if not args.work_dir and os.access(beside, os.W_OK):
+        args.work_dir = beside  # the test log beside the checkpoint it scores
     cfg = load_config(args)
     cfg.load_from, cfg.resume = None, False
     if args.out:

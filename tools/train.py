@@ -6,12 +6,15 @@
 ``--resume`` continues from the latest checkpoint of the work dir and stops with an error when there is none;
 ``--resume auto`` resumes when there is one and starts afresh otherwise (for jobs that a scheduler restarts);
 ``--resume CHECKPOINT`` continues from that file. ``--amp`` trains in mixed precision on a CUDA GPU (float16
-unless bfloat16 is named; see pc_kd.engine.mixed_precision).
+unless bfloat16 is named; see pc_kd.engine.mixed_precision). Ctrl-C stops with one line that gives the command to
+continue.
 """
 import argparse
+import sys
 
 from pc_kd.engine import (AMP_DTYPES, add_runner_args, build_runner, enable_amp, exit_on_user_error, load_config,
                           resume_settings)
+from pc_kd.engine.runner import Interrupted, resume_command
 
 
 def main(argv=None):
@@ -31,7 +34,14 @@ def main(argv=None):
     resume, load_from = resume_settings(args.resume, cfg.work_dir)
     if resume:
         cfg.resume, cfg.load_from = True, load_from
-    build_runner(cfg, args.config).train()
+    runner = build_runner(cfg, args.config)
+    try:
+        runner.train()
+    except KeyboardInterrupt:
+        command = resume_command([sys.argv[0] if sys.argv[0].startswith("pc-kd") else f"python {sys.argv[0]}",
+                                  *(sys.argv[1:] if argv is None else argv)])
+        raise Interrupted(f"interrupted (Ctrl-C); the checkpoints so far are in {cfg.work_dir}; continue with: "
+                          f"{command}") from None
 
 
 if __name__ == "__main__":

@@ -90,8 +90,13 @@ def load_local_checkpoint(filename: str, map_location=None):
             f"(torch.save({{'state_dict': sd}}, path)). Details: {err}") from err
 
 
+class CheckpointMismatchError(CheckpointFileError):
+    """A checkpoint whose weights do not fit the model the config builds (keys missing, unexpected or of another
+    shape); the message lists them."""
+
+
 def check_state_dict_matches(model: torch.nn.Module, state_dict: dict, filename: str) -> None:
-    """Raise ValueError listing missing, unexpected and wrongly shaped keys when ``state_dict`` does not fit
+    """Raise CheckpointMismatchError listing missing, unexpected and wrongly shaped keys when ``state_dict`` does not fit
     ``model`` (mmengine only warns, and a test run would then score a randomly initialised model)."""
     own = model.state_dict()
     state_dict = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
@@ -106,7 +111,7 @@ def check_state_dict_matches(model: torch.nn.Module, state_dict: dict, filename:
                              ("shape mismatch", shapes)):
             if items:
                 parts.append(f"{title} ({len(items)}): " + "; ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
-        raise ValueError(f"checkpoint {filename} does not match the model built from the config: "
+        raise CheckpointMismatchError(f"checkpoint {filename} does not match the model built from the config: "
                          + " | ".join(parts) + ". Was it trained with another config?")
 
 

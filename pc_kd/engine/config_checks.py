@@ -4,15 +4,19 @@ what is wrong and how to fix it (mmengine would ignore a misspelt key, or fail l
 import argparse
 import difflib
 import inspect
+import logging
 import os.path as osp
 from glob import glob
 from typing import Dict, Iterable, List, Optional, Set
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 # the Runner's arguments, and the keys it reads from the config itself (sync_bn: BatchNorm -> SyncBN under DDP)
 RUNNER_KEYS = set(inspect.signature(Runner.__init__).parameters) - {"self"} | {"runner_type", "_base_", "sync_bn"}
+# top-level keys that pc_kd's tools and Runner set-up read besides the Runner's
+PC_KD_KEYS = {"val_pictures", "fusion", "teacher_training", "superpoint_dir", "find_unused_parameters"}
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), "configs")
 
 
@@ -50,15 +54,26 @@ def config_file(path: str) -> str:
     raise FileNotFoundError(f"config not found: {path}{hint}")
 
 
+_WARNED = set()  # (file, key): each warning once per process (the tools check a config twice)
+
+
 def check_config_keys(cfg: Config, filename: str) -> None:
-    """Refuse top-level keys that look like misspelt Runner keys (``train_dataloder``), which mmengine would
-    silently ignore. Other top-level names are the usual config helper variables (``data_root`` ...)."""
+    """Top-level keys that look like misspelt Runner or pc_kd keys (``train_dataloder``), which mmengine would
+    silently ignore: refused when the key they resemble is not in the config, a warning when it is (a base set the
+    right key and the user's file a misspelt override of it, which would change nothing). Other top-level names
+    are the usual config helper variables (``data_root`` ...)."""
+    known = RUNNER_KEYS | PC_KD_KEYS
     for key in cfg.keys():
-        if key in RUNNER_KEYS:
+        if key in known:
             continue
-        close = _close(key, RUNNER_KEYS)
+        close = _close(key, known)
         if close and close not in cfg:
             raise ConfigError(f"config {filename}: unknown top-level key {key!r}; did you mean {close!r}?")
+        if close and (filename, key) not in _WARNED:
+            _WARNED.add((filename, key))
+            print_log(f"config {filename}: top-level key {key!r} is read by neither the Runner nor pc_kd, so it "
+                      f"changes nothing; did you mean {close!r} (which the config also sets, e.g. in a base)?",
+                      "current", level=logging.WARNING)
 
 
 # keys that the Runner reads from these config entries besides their constructor's arguments

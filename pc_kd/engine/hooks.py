@@ -1,5 +1,6 @@
 """Runner hooks."""
 import json
+import logging
 import os.path as osp
 import random
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from pc_kd.datasets.samplers import EpochSeededSampler
@@ -20,8 +22,17 @@ from .checkpoint import PortableHistoryBuffer
 
 @HOOKS.register_module()
 class PortableCheckpointHook(Hook):
-    """Store the message hub's log buffers as :class:`PortableHistoryBuffer` in every checkpoint, so that the
-    Runner's own checkpoints resume under ``torch.load(weights_only=True)`` (added by ``build_runner``)."""
+    """Checkpoints that load under ``torch.load(weights_only=True)`` and a run folder that stays its own (added by
+    ``build_runner``).
+
+    Saving: the message hub's log buffers are stored as :class:`PortableHistoryBuffer`, and functions are left out
+    of the parameter schedulers' states (mmengine's OneCycleLR keeps its annealing function there, which would be
+    pickled as a ``getattr`` call; the resumed scheduler keeps the one its constructor chose from the config).
+
+    Loading for a resume: the best-score checkpoints the message hub names are taken by file name inside this
+    run's work dir, so a run copied to another folder neither reads nor deletes the original's files. When the
+    resumed schedule ends earlier than the one this run's config builds (a run lengthened on ``--resume``), a
+    warning says that the learning rate will stay at its final value."""
 
     priority = "VERY_LOW"
 
@@ -29,6 +40,50 @@ class PortableCheckpointHook(Hook):
         hub = checkpoint.get("message_hub")
         if isinstance(hub, dict) and isinstance(hub.get("log_scalars"), dict):
             hub["log_scalars"] = {k: PortableHistoryBuffer.from_buffer(v) for k, v in hub["log_scalars"].items()}
+        schedulers = checkpoint.get("param_schedulers")
+        if isinstance(schedulers, dict):
+            checkpoint["param_schedulers"] = {k: [_without_functions(s) for s in v] for k, v in schedulers.items()}
+        elif isinstance(schedulers, list):
+            checkpoint["param_schedulers"] = [_without_functions(s) for s in schedulers]
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, "_resume", False):
+            return
+        info = (checkpoint.get("message_hub") or {}).get("runtime_info")
+        if isinstance(info, dict):
+            for key, path in info.items():
+                if key.startswith("best_ckpt") and isinstance(path, str):
+                    own = osp.join(runner.work_dir, osp.basename(path))
+                    if osp.abspath(osp.dirname(path)) != osp.abspath(runner.work_dir):
+                        print_log(f"resume: the checkpoint names its best checkpoint {path}, outside this run's "
+                                  f"work dir; {own} is used instead", "current")
+                    info[key] = own
+        _warn_if_schedule_shortened(runner, checkpoint.get("param_schedulers"))
+
+
+def _without_functions(state):
+    """A scheduler's state dict without its callables (kept as is when it is not a dict)."""
+    return {k: v for k, v in state.items() if not callable(v)} if isinstance(state, dict) else state
+
+
+def _warn_if_schedule_shortened(runner, saved) -> None:
+    """Warn when a resumed scheduler's ``end`` is earlier than the ``end`` this run's config gives it."""
+    current = runner.param_schedulers
+    if not saved or not current:
+        return
+    if isinstance(current, dict):
+        pairs = [(s, c) for name in current for s, c in zip(saved.get(name, []), current[name])]
+    else:
+        pairs = list(zip(saved, current))
+    for state, scheduler in pairs:
+        old, new = (state or {}).get("end"), getattr(scheduler, "end", None)
+        if isinstance(old, int) and isinstance(new, int) and old < new:
+            unit = "epoch" if getattr(scheduler, "by_epoch", True) else "iteration"
+            print_log(f"resume: the checkpoint's {type(scheduler).__name__} ends at {unit} {old}, this config's at "
+                      f"{new}: a resume keeps the checkpoint's schedule, so after {unit} {old} the learning rate "
+                      f"stays at its final value. To train longer with a new schedule, start a new run from the "
+                      f"weights (--cfg-options load_from=<checkpoint>) instead of --resume", "current",
+                      level=logging.WARNING)
 
 
 def random_states() -> dict:
@@ -262,8 +317,9 @@ class PredictionPicturesHook(Hook):
     """Top-view pictures of predictions beside the ground truth, one PNG per sample.
 
     Segmentation: the points coloured by the labels and by the prediction, side by side, ceiling left out
-    (``plot_bev_labels``; an unsupervised model's prediction is its cluster ids). Detection: GT boxes dashed,
-    predicted boxes in class colours over the LiDAR points (``plot_bev_detections``) and, for a model with
+    (``plot_bev_labels``; an unsupervised model's prediction is its cluster ids). Detection: GT boxes dashed and
+    predicted boxes solid, in class colours, over the LiDAR points of the head's range (``plot_bev_detections``;
+    the title says the score threshold and how many predictions pass it) and, for a model with
     cameras, ``<sample>_cameras.png``: the boxes projected into its images (``draw_camera_detections``).
 
     Args:
@@ -316,8 +372,10 @@ class PredictionPicturesHook(Hook):
                 plot_bev_labels(points[keep], [gt, pred], [f"{name}: ground truth", "prediction"], classes, png)
             elif "pred_instances_3d" in sample and "gt_instances_3d" in sample:
                 gt, pred = sample.gt_instances_3d, sample.pred_instances_3d
+                model = runner.model.module if is_model_wrapper(runner.model) else runner.model
                 plot_bev_detections(points, gt.bboxes_3d, gt.labels_3d.cpu().numpy(), pred.bboxes_3d,
                                     pred.labels_3d.cpu().numpy(), pred.scores_3d.cpu().numpy(), classes, png,
+                                    bev_range=getattr(getattr(model, "head", None), "pc_range", None),
                                     title=f"{name}: ground truth (dashed) and predictions")
                 if "imgs" in data_batch["inputs"] and "lidar2img" in sample:  # a camera model: its images too
                     imgs = data_batch["inputs"]["imgs"][i]

@@ -5,16 +5,22 @@ import logging
 import os
 import os.path as osp
 import re
+import shlex
 import sys
+import tempfile
 
 import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
-from .checkpoint import CheckpointFileError, check_state_dict_matches, load_local_checkpoint, setup_safe_checkpointing
+from pc_kd.utils.dependencies import MissingDependencyError
+
+from .checkpoint import (CheckpointFileError, check_state_dict_matches, check_torch_file, load_local_checkpoint,
+                         setup_safe_checkpointing)
 from .config_checks import ConfigError, add_config_options, check_config_keys, load_checked_config
 from .mixed_precision import check_amp_option
 from .sync_bn import check_sync_bn_option
@@ -41,6 +47,15 @@ class PcKdRunner(Runner):
             if not isinstance(handler, logging.FileHandler):
                 handler.addFilter(_ConsoleSummary())
         return logger
+
+    def load_or_resume(self) -> None:
+        """mmengine's, but a resume without a checkpoint named takes :func:`latest_checkpoint` of this run's work
+        dir (which never follows a path outside it) instead of ``find_latest_checkpoint``."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            self._load_from = latest_checkpoint(self.work_dir)
+            if self._load_from is None:
+                self._resume = False
+        super().load_or_resume()
 
     def _log_env(self, env_cfg: dict) -> None:
         super()._log_env(env_cfg)
@@ -121,26 +136,75 @@ def load_config(args) -> Config:
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "work_dirs", osp.splitext(osp.basename(args.config))[0])
+    check_writable_folder(cfg.work_dir, "--work-dir" if args.work_dir else "work dir")
     return cfg
+
+
+def check_writable_folder(path: str, option: str) -> None:
+    """Raise ConfigError ``<option> <path> cannot be written: <why>`` unless ``path`` is a folder this process can
+    create files in (made when missing; folders made only for the check are removed again). Called before any
+    work, so a long job does not fail at its end."""
+    path = osp.abspath(path)
+    if osp.exists(path) and not osp.isdir(path):
+        raise ConfigError(f"{option} {path} cannot be written: it is a file, not a folder. Pass a folder")
+    made, parent = [], path
+    while not osp.exists(parent):
+        made.append(parent)
+        parent = osp.dirname(parent)
+    try:
+        for folder in reversed(made):
+            os.mkdir(folder)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".pc_kd_write_check_"):
+            pass
+    except OSError as err:
+        why = err.strerror or str(err)
+        raise ConfigError(f"{option} {path} cannot be written: {why}. Pass a folder you can write to") from None
+    finally:
+        for folder in made:
+            if osp.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
 
 
 _NUMBERED_CHECKPOINT = re.compile(r"(epoch|iter)_(\d+)\.pth")  # what CheckpointHook writes
 
 
-def latest_checkpoint(work_dir: str):
-    """The checkpoint to resume from in ``work_dir``: the one its ``last_checkpoint`` file names, unless a training
-    checkpoint of the same kind with a higher number (``epoch_<n>.pth`` / ``iter_<n>.pth``) lies beside it. A job
-    killed after writing a checkpoint (atomically: a file there is whole) but before mmengine updated
-    ``last_checkpoint`` then resumes from it instead of the one before, or at all when it was the first. None when
-    there is neither."""
-    if not osp.isdir(work_dir):
+def _named_checkpoint(work_dir: str):
+    """The checkpoint that ``<work_dir>/last_checkpoint`` names, taken by file name inside ``work_dir`` (mmengine
+    writes an absolute path, which in a copied or moved run folder points at the original's files); None when
+    there is no such file."""
+    record = osp.join(work_dir, "last_checkpoint")
+    if not osp.isfile(record):
         return None
-    named = find_latest_checkpoint(work_dir)
-    numbered = {}  # kind -> [(number, path)]
+    with open(record) as f:
+        named = f.read().strip()
+    if not named:
+        return None
+    own = osp.join(work_dir, osp.basename(named))
+    if osp.abspath(osp.dirname(named)) != osp.abspath(work_dir):
+        print_log(f"resume: {record} names {named}, outside this work dir; {own} is used instead", "current")
+    return own if osp.isfile(own) else None
+
+
+def _numbered_checkpoints(work_dir: str) -> dict:
+    """``{kind: [(number, path)]}`` of the ``epoch_<n>.pth`` / ``iter_<n>.pth`` files in ``work_dir``."""
+    numbered = {}
     for name in os.listdir(work_dir):
         match = _NUMBERED_CHECKPOINT.fullmatch(name)
         if match:
             numbered.setdefault(match.group(1), []).append((int(match.group(2)), osp.join(work_dir, name)))
+    return numbered
+
+
+def latest_checkpoint(work_dir: str):
+    """The checkpoint to resume from in ``work_dir``: the one its ``last_checkpoint`` file names (by file name,
+    inside ``work_dir``), unless a training checkpoint of the same kind with a higher number (``epoch_<n>.pth`` /
+    ``iter_<n>.pth``) lies beside it. A job killed after writing a checkpoint (atomically: a file there is whole)
+    but before mmengine updated ``last_checkpoint`` then resumes from it instead of the one before, or at all when
+    it was the first. None when there is neither. Never a file outside ``work_dir``."""
+    if not osp.isdir(work_dir):
+        return None
+    named = _named_checkpoint(work_dir)
+    numbered = _numbered_checkpoints(work_dir)
     if named is not None:
         match = _NUMBERED_CHECKPOINT.fullmatch(osp.basename(named))
         if match is None:
@@ -154,35 +218,87 @@ def latest_checkpoint(work_dir: str):
     return newest[1] if newest[0] > number else named
 
 
+def check_resumable(checkpoint: str, work_dir: str) -> None:
+    """Raise CheckpointFileError when ``checkpoint``, the latest of ``work_dir``, is not a whole torch file,
+    naming the newest earlier checkpoint of the same kind that is (or saying that none is)."""
+    try:
+        check_torch_file(checkpoint)
+    except CheckpointFileError as err:
+        match = _NUMBERED_CHECKPOINT.fullmatch(osp.basename(checkpoint))
+        earlier = []
+        if match:
+            earlier = sorted((n, p) for n, p in _numbered_checkpoints(work_dir).get(match.group(1), [])
+                             if n < int(match.group(2)))
+        for _, path in reversed(earlier):
+            try:
+                check_torch_file(path)
+            except CheckpointFileError:
+                continue
+            raise CheckpointFileError(f"{err}. The latest checkpoint of {work_dir} is damaged; the one before it is "
+                                      f"whole: resume from it with --resume {path}") from None
+        raise CheckpointFileError(f"{err}. The latest checkpoint of {work_dir} is damaged and no earlier one is "
+                                  f"whole: start the run again without --resume") from None
+
+
 def resume_settings(resume, work_dir: str):
     """``(cfg.resume, cfg.load_from)`` for the ``--resume`` value (None, 'latest', 'auto' or a path); 'latest' and
-    'auto' take :func:`latest_checkpoint`."""
+    'auto' take :func:`latest_checkpoint` (checked to be whole: :func:`check_resumable`); 'auto' with no checkpoint
+    starts afresh, ``(False, None)``."""
     if resume is None:
         return False, None
-    if resume == "auto":
-        return True, latest_checkpoint(work_dir)
-    if resume == "latest":
+    if resume in ("auto", "latest"):
         found = latest_checkpoint(work_dir)
         if found is None:
+            if resume == "auto":
+                return False, None
             raise FileNotFoundError(
                 f"--resume: no checkpoint to resume from in {work_dir} (no last_checkpoint file, no epoch_<n>.pth "
                 f"or iter_<n>.pth). Start without --resume, pass the checkpoint (--resume PATH), point --work-dir at "
                 f"the run to continue, or use --resume auto to resume only when a checkpoint exists")
+        check_resumable(found, work_dir)
         return True, found
     if not osp.isfile(resume):
         raise FileNotFoundError(f"--resume: checkpoint not found: {resume}")
     return True, resume
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C with the one line to print instead of a traceback (:func:`exit_on_user_error`)."""
+
+
+def resume_command(argv) -> str:
+    """The command that continues the run ``argv`` started: the same command with ``--resume`` (any ``--resume``
+    value it had dropped)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            if not arg.startswith("-"):
+                continue
+        if arg == "--resume":
+            skip = True
+            continue
+        if arg.startswith("--resume="):
+            continue
+        kept.append(arg)
+    return " ".join(shlex.quote(a) for a in kept) + " --resume"
+
+
 @contextlib.contextmanager
 def exit_on_user_error():
     """Around a tool's ``main``: a mistake of the user's (a config or option that cannot work, a missing or
-    unreadable file) ends the program with its message and exit status 1 instead of a traceback;
+    unreadable file, a missing optional package) ends the program with its message and exit status 1 instead of a
+    traceback, and Ctrl-C with one line (:class:`Interrupted`'s message when the tool gave one) and status 130;
     ``PC_KD_TRACEBACK=1`` shows the traceback as well. Other exceptions (bugs) propagate unchanged."""
     try:
         yield
-    except (ConfigError, FileNotFoundError, CheckpointFileError) as err:
+    except (ConfigError, FileNotFoundError, CheckpointFileError, MissingDependencyError) as err:
         if os.environ.get("PC_KD_TRACEBACK"):
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt as stop:
+        if os.environ.get("PC_KD_TRACEBACK"):
+            raise
+        print(f"\n{stop}" if isinstance(stop, Interrupted) and str(stop) else "\ninterrupted", file=sys.stderr)
+        sys.exit(130)

@@ -249,6 +249,7 @@ def pictures(name, runner, work_dir):
     gt, pred = sample.gt_instances_3d, sample.pred_instances_3d
     files = [plot_bev_detections(points, gt.bboxes_3d, gt.labels_3d.numpy(), pred.bboxes_3d, pred.labels_3d.numpy(),
                                  pred.scores_3d.numpy(), classes, Path(work_dir) / f"bev_{name}.png",
+                                 bev_range=getattr(getattr(runner.model, "head", None), "pc_range", None),
                                  title=f"{name} detector: ground truth (dashed) vs predictions")]
     if "imgs" in batch["inputs"]:
         imgs = batch["inputs"]["imgs"][0].permute(0, 2, 3, 1).numpy()

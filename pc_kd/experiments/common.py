@@ -25,6 +25,22 @@ def build(registry_name: str, cfg: dict):
     return getattr(registry, registry_name).build(cfg)
 
 
+def init_weights_quietly(model) -> None:
+    """``model.init_weights()`` without mmengine's report of every parameter (one console line each when the
+    current logger has no log file; a Runner writes it to its log file)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def load_config(config, options: dict) -> Config:
     """``config`` with ``options`` (``--cfg-options`` keys) merged."""
     cfg = Config.fromfile(config)

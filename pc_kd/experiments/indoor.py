@@ -97,6 +97,18 @@ def label_scores(logits, scenes, num_classes):
                           ignore_index=255), preds
 
 
+def room_miou(pred, labels, num_classes: int, ignore_index: int = 255) -> float:
+    """mIoU of one room's points under the split's matching: ``pred [N]`` matched class ids (-1: a cluster the
+    matching left without a class, counted wrong), ``labels [N]`` (``ignore_index`` skipped); classes absent from
+    the room's labels and predictions left out."""
+    from pc_kd.evaluation.seg_metric import confusion_matrix, scores_from_confusion
+
+    pred = np.asarray(pred)
+    conf = confusion_matrix(np.where(pred < 0, num_classes, pred), np.asarray(labels), num_classes,
+                            ignore_index=ignore_index, num_pred=num_classes + 1)
+    return scores_from_confusion(conf)["miou"]
+
+
 def standardized(columns: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return (columns - reference.mean(0)) / reference.std(0).clamp(min=1e-6)
 

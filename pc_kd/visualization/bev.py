@@ -1,4 +1,5 @@
 """Bird's-eye-view pictures of labelled point clouds (matplotlib, headless), saved as PNG."""
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +36,7 @@ def plot_bev_labels(points: np.ndarray, label_sets: Sequence[np.ndarray], titles
     for ax, labels, title in zip(axes[0], label_sets, titles):
         lab = np.where(labels == ignore_index, len(classes), labels)[keep]
         ax.scatter(points[keep, 0], points[keep, 1], c=palette[lab], s=1.5, linewidths=0)
-        ax.set_title(title)
+        ax.set_title("\n".join(textwrap.fill(line, 60) for line in title.split("\n")), fontsize=9)
         ax.set_aspect("equal")
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")

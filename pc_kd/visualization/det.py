@@ -1,7 +1,8 @@
 """Pictures of 3D detections: a BEV plot of GT vs predicted boxes over the LiDAR points, and the GT and predicted
 boxes projected into the camera images (matplotlib, headless, PNG written atomically)."""
+import textwrap
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -11,11 +12,29 @@ from .bev import label_palette, save_figure
 from .render import BOX_EDGES
 
 
+def _bev_window(points: np.ndarray, bev_range) -> Tuple[float, float, float, float]:
+    """``(x_min, y_min, x_max, y_max)`` from ``bev_range`` (4 values, or a 6-value point_cloud_range), else the
+    points' own extent."""
+    if bev_range is not None:
+        r = [float(v) for v in bev_range]
+        if len(r) not in (4, 6):
+            raise ValueError(f"bev_range: expected [x_min, y_min, x_max, y_max] or a point_cloud_range of 6 values, "
+                             f"got {len(r)} values")
+        return (r[0], r[1], r[3], r[4]) if len(r) == 6 else tuple(r)
+    if not len(points):
+        return (-32.0, -32.0, 32.0, 32.0)
+    half = float(np.ceil(np.abs(points[:, :2]).max()))
+    return (-half, -half, half, half)
+
+
 def plot_bev_detections(points: np.ndarray, gt_boxes: Boxes3D, gt_labels, pred_boxes: Boxes3D, pred_labels,
                         pred_scores, classes: Sequence[str], out_png, score_threshold: float = 0.3,
-                        extent: float = 32.0, title: str = "") -> Path:
-    """Top view of ``points [N, >=3]`` (LiDAR frame) with GT boxes (black, dashed) and predictions scoring at least
-    ``score_threshold`` (class colours, a line from the centre to the front shows the heading)."""
+                        bev_range: Optional[Sequence[float]] = None, title: str = "") -> Path:
+    """Top view of ``points [N, >=3]`` (LiDAR frame) with the GT boxes (dashed) and the predictions scoring at
+    least ``score_threshold`` (solid), both in class colours; a line from the centre to the front shows the
+    heading. The view covers ``bev_range`` (``[x_min, y_min, x_max, y_max]`` or the config's 6-value
+    ``point_cloud_range``; default: the points' extent). The title says the threshold and how many predictions it
+    shows of how many."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,31 +42,35 @@ def plot_bev_detections(points: np.ndarray, gt_boxes: Boxes3D, gt_labels, pred_b
     from matplotlib.lines import Line2D
 
     palette = label_palette(len(classes))
-    fig, ax = plt.subplots(figsize=(8, 8))
-    keep = (np.abs(points[:, 0]) < extent) & (np.abs(points[:, 1]) < extent)
+    x0, y0, x1, y1 = _bev_window(points, bev_range)
+    fig, ax = plt.subplots(figsize=(8, 8.6))
+    keep = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
     ax.scatter(points[keep, 0], points[keep, 1], s=0.3, c="0.6", linewidths=0)
 
-    def draw(boxes, labels, style, colour_of):
+    def draw(boxes, labels, style):
         for corners, box, label in zip(boxes.bev_corners().numpy(), boxes.tensor.numpy(), np.asarray(labels)):
             ring = np.vstack([corners, corners[:1]])
-            ax.plot(ring[:, 0], ring[:, 1], style, color=colour_of(label), lw=1.2)
+            ax.plot(ring[:, 0], ring[:, 1], style, color=palette[int(label)], lw=1.2)
             front = (corners[0] + corners[3]) / 2
-            ax.plot([box[0], front[0]], [box[1], front[1]], "-", color=colour_of(label), lw=1.2)
+            ax.plot([box[0], front[0]], [box[1], front[1]], "-", color=palette[int(label)], lw=1.2)
 
-    draw(gt_boxes, gt_labels, "--", lambda label: "k")
+    draw(gt_boxes, gt_labels, "--")
     sel = np.asarray(pred_scores) >= score_threshold
     draw(pred_boxes[np.flatnonzero(sel).tolist()] if len(pred_boxes) else pred_boxes, np.asarray(pred_labels)[sel],
-         "-", lambda label: palette[int(label)])
+         "-")
     present = sorted(set(np.asarray(gt_labels).tolist()) | set(np.asarray(pred_labels)[sel].tolist()))
-    handles = [Line2D([], [], color="k", ls="--", label="ground truth")] + [
-        Line2D([], [], color=palette[c], label=classes[c]) for c in present]
+    handles = [Line2D([], [], color="0.2", ls="--", label="ground truth"),
+               Line2D([], [], color="0.2", ls="-", label="prediction")] + [
+        Line2D([], [], color=palette[int(c)], lw=3, label=classes[int(c)]) for c in present]
     ax.legend(handles=handles, loc="upper right", fontsize=8)
-    ax.set_xlim(-extent, extent)
-    ax.set_ylim(-extent, extent)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     ax.set_xlabel("x (m, LiDAR frame)")
     ax.set_ylabel("y (m)")
-    ax.set_title(title or f"BEV: ground truth vs predictions (score >= {score_threshold})")
+    shown = f"predictions with score >= {score_threshold:g}: {int(sel.sum())} of {len(sel)} drawn"
+    heading = textwrap.fill(title or "BEV: ground truth (dashed) and predictions (solid)", 70)
+    ax.set_title(f"{heading}\n{shown}", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out_png)
 

@@ -15,14 +15,26 @@ from .driving import CAMERA_YAWS, SWEEP_DT, cam2ego_matrix, lidar2ego_matrix, ma
 from .indoor import INDOOR_CLASSES, make_indoor_scene, render_views, sample_camera_poses
 
 
+def _settings_tag(params: dict) -> str:
+    """A short folder suffix for generator settings (image size, counts, seed), e.g. ``225x400_s0``."""
+    parts = []
+    if "image_hw" in params:
+        parts.append("x".join(str(v) for v in params["image_hw"]))
+    parts.append(f"s{params.get('seed', 0)}")
+    return "_".join(parts)
+
+
 def _check_params(root: Path, params: dict, kind: str):
     """Refuse to mix scenes generated with other parameters in one folder."""
     meta = root / f"{kind}_params.json"
     if meta.exists():
         old = json.loads(meta.read_text())
         if old != params:
-            raise ValueError(f"{meta}: this folder holds synthetic data made with {old}, not {params}; use "
-                             f"another data_root or delete the folder")
+            differ = ", ".join(f"{k}={old.get(k)!r} there, {params.get(k)!r} asked"
+                               for k in sorted(set(old) | set(params)) if old.get(k) != params.get(k))
+            raise ValueError(f"{meta}: the synthetic data in {root} was made with other settings ({differ}). Give "
+                             f"this dataset its own folder (data_root='{root}_{_settings_tag(params)}'), or delete "
+                             f"{root} to make it again with these settings (seconds to minutes)")
     else:
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(meta) as tmp:

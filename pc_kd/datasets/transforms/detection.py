@@ -1,7 +1,10 @@
 """Transforms of the BEV detection pipelines: earlier LiDAR sweeps, multi-view images, LiDAR depth maps per
 camera, BEV augmentation and packing for :class:`pc_kd.models.detectors.BEVDetector`."""
+import logging
+
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from PIL import Image
 
@@ -22,11 +25,13 @@ class LoadPointsFromMultiSweeps:
     key LiDAR -> sweep LiDAR, 4x4) and get time lag ``timestamp(key) - timestamp(sweep)`` seconds; the key
     frame's points get 0. Output ``points [N, len(use_dim) + 1]`` (the key frame's columns must be ``use_dim``
     of the sweep files, as ``LoadPointsFromFile`` left them). Points within ``min_range`` metres (the ego
-    vehicle) of the sweep's sensor are dropped.
+    vehicle) of the sweep's sensor are dropped. The first sample with fewer sweeps than ``sweeps_num`` is logged
+    (a scene's first frames, or info files made without sweeps), with how many it has.
     """
 
     def __init__(self, sweeps_num: int = 1, load_dim: int = 5, use_dim=(0, 1, 2, 3), min_range: float = 1.0):
         self.sweeps_num, self.load_dim, self.use_dim, self.min_range = sweeps_num, load_dim, list(use_dim), min_range
+        self._told = False
 
     def __call__(self, results: dict) -> dict:
         key = results["points"]
@@ -35,7 +40,15 @@ class LoadPointsFromMultiSweeps:
                              f"{key.shape[1]} columns but use_dim={self.use_dim}; give LoadPointsFromFile the same "
                              f"use_dim")
         clouds = [np.concatenate([key, np.zeros((len(key), 1), key.dtype)], 1)]
-        for k, sweep in enumerate(results.get("lidar_sweeps", [])[:self.sweeps_num]):
+        sweeps = results.get("lidar_sweeps") or []
+        if len(sweeps) < self.sweeps_num and not self._told:
+            self._told = True
+            print_log(f"LoadPointsFromMultiSweeps: sample {results.get('token', results.get('sample_idx'))} has "
+                      f"{len(sweeps)} earlier LiDAR sweeps of the {self.sweeps_num} requested, and is used with "
+                      f"those (a scene's first frames have fewer; none at all: the info file was made without "
+                      f"sweeps, e.g. from a download without the sweeps/ folder). Further such samples are not "
+                      f"logged", "current", level=logging.WARNING)
+        for k, sweep in enumerate(sweeps[:self.sweeps_num]):
             path = sweep["lidar_points"]["lidar_path"]
             pts = read_bin(path, np.float32, self.load_dim, what="sweep points file")
             check_finite_points(pts, f"sweep points file {path}")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pc_kd.registry import MODELS
+from pc_kd.utils.dependencies import timm_missing
 from pc_kd.utils.image import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -95,9 +96,8 @@ class TimmTeacher(_FrozenTeacher):
         super().__init__(stride, fp16, **norm)
         try:
             import timm
-        except ImportError as err:
-            raise ImportError("TimmTeacher needs timm: pip install timm (weights: pass a local pretrained "
-                              "file; pc_kd never downloads)") from err
+        except ImportError:
+            raise timm_missing("TimmTeacher (weights: a local pretrained file; pc_kd never downloads)") from None
         self.model = timm.create_model(name, pretrained=False, features_only=True)
         self.out_index = out_index
         if pretrained:
