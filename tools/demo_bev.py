@@ -75,8 +75,9 @@ DISTILL = {
     # the config's three terms at UniDistill's LiDAR -> camera weights 100 / 40 / 10 (whatever the config sets)
     "lidar_to_camera_unidistill_weights": (
         _L2C, "camera", "lidar", dict(weights=dict(feature=100.0, relation=40.0, response=10.0))),
-    "lidar_to_camera_response": (UNIDISTILL / "unidistill-response_lss-camera_centerpoint-pillar_synthetic-driving.py",
-                                 "camera", "lidar", None),
+    # the response term alone whatever the config sets (the synthetic config's own setting today)
+    "lidar_to_camera_response": (
+        _L2C, "camera", "lidar", dict(weights=dict(feature=0.0, relation=0.0, response=10.0))),
     "lidar_to_camera_dense": (UNIDISTILL / "unidistill-dense_lss-camera_centerpoint-pillar_synthetic-driving.py",
                               "camera", "lidar", None),
     "lidar_to_camera_crosskd": (UNIDISTILL / "unidistill-crosskd_lss-camera_centerpoint-pillar_synthetic-driving.py",
