@@ -214,15 +214,22 @@ def interrupted(tmp_path):
             "--cfg-options", f"train_dataloader.dataset.data_root={tmp_path / 'rooms'}",
             "train_dataloader.dataset.num_scenes=2", "train_dataloader.dataset.num_points=2000",
             "train_dataloader.dataset.num_views=1", "default_hooks.logger.interval=1"]
+    # SIGINT at its default in the child: under nohup or a background job it is inherited as ignored, and Python
+    # then never raises KeyboardInterrupt
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines, start = [], time.time()
     for line in proc.stdout:  # Ctrl-C once training has started
         lines.append(line)
         if "Epoch(train)" in line or time.time() - start > 300:
             break
     proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=120)
+    try:
+        rest, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("tools/train.py went on for 2 minutes after Ctrl-C (SIGINT)") from None
     out = "".join(lines) + rest
     assert proc.returncode == 130 and "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest[-3000:]
     assert len(rest.strip().splitlines()) <= 3, rest
