@@ -53,12 +53,17 @@ class PortableCheckpointHook(Hook):
         if isinstance(info, dict):
             for key, path in info.items():
                 if key.startswith("best_ckpt") and isinstance(path, str):
-                    own = osp.join(runner.work_dir, osp.basename(path))
-                    if osp.abspath(osp.dirname(path)) != osp.abspath(runner.work_dir):
-                        print_log(f"resume: the checkpoint names its best checkpoint {path}, outside this run's "
-                                  f"work dir; {own} is used instead", "current")
-                    info[key] = own
+                    info[key] = inside_work_dir(path, runner.work_dir, "the checkpoint's best checkpoint")
         _warn_if_schedule_shortened(runner, checkpoint.get("param_schedulers"))
+
+
+def inside_work_dir(path: str, work_dir: str, what: str) -> str:
+    """``path`` taken by file name inside ``work_dir`` (a run's records name absolute paths, which in a copied or
+    moved run folder point at the original's files); logged when it pointed elsewhere."""
+    own = osp.join(work_dir, osp.basename(path))
+    if osp.abspath(osp.dirname(path)) != osp.abspath(work_dir):
+        print_log(f"resume: {what} {path} is outside this run's work dir; {own} is used instead", "current")
+    return own
 
 
 def _without_functions(state):

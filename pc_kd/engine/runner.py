@@ -13,10 +13,9 @@ import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
-from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from . import hooks as _hooks  # noqa: F401  (registers PortableCheckpointHook)
+from .hooks import inside_work_dir  # also registers PortableCheckpointHook
 from pc_kd.utils.dependencies import MissingDependencyError
 
 from .checkpoint import (CheckpointFileError, check_state_dict_matches, check_torch_file, load_local_checkpoint,
@@ -179,9 +178,7 @@ def _named_checkpoint(work_dir: str):
         named = f.read().strip()
     if not named:
         return None
-    own = osp.join(work_dir, osp.basename(named))
-    if osp.abspath(osp.dirname(named)) != osp.abspath(work_dir):
-        print_log(f"resume: {record} names {named}, outside this work dir; {own} is used instead", "current")
+    own = inside_work_dir(named, work_dir, f"the checkpoint {record} names,")
     return own if osp.isfile(own) else None
 
 
