@@ -5,7 +5,7 @@
     pc-kd eval-nuscenes RESULTS.json --root DIR --version V [--scenes NAME ...] [--out F] [--devkit]
     pc-kd create-infos scannet|s3dis|nuscenes --root DIR --out DIR   (mmdet3d's --root-path / --out-dir too)
     pc-kd fuse | superpoints | visualize | teacher CONFIG ...
-    pc-kd demo | demo-bev [...]
+    pc-kd demo | demo-bev | demo-real [...]
     pc-kd bench NAME [...]          (benchmarks/bench_NAME.py; without NAME: the list)
     pc-kd doctor                    (versions, sparse-conv backend, GPU, headless rendering, data and weights)
 
@@ -30,6 +30,7 @@ TOOLS = {
     "teacher": ("train_image_teacher.py", "train the small 2D teacher of the synthetic demo"),
     "demo": ("demo.py", "the image -> 3D distillation demo (table + pictures)"),
     "demo-bev": ("demo_bev.py", "BEV detection and cross-modal BEV distillation demo"),
+    "demo-real": ("demo_real.py", "REAL nuScenes: two scenes converted, detectors trained and scored (pc_kd + devkit)"),
 }
 
 

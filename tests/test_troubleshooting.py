@@ -314,6 +314,67 @@ def nuscenes_metric_tables(tmp_path):
     return _raise(lambda: NuScenesDetMetric(tables_root=str(tmp_path)))
 
 
+def _nuscenes_tables(root, version="v1.0-trainval", tables=("sample",)):
+    (root / version).mkdir(parents=True)
+    for name in tables:
+        (root / version / f"{name}.json").write_text("[]")
+    return root
+
+
+def nuscenes_version_folder(tmp_path):
+    from pc_kd.datasets.converters.nuscenes import create_nuscenes_infos
+    root = _nuscenes_tables(tmp_path / "nuscenes")
+    return _raise(lambda: create_nuscenes_infos(root, tmp_path, "v1.0-mini", "val"))
+
+
+def nuscenes_tables_missing(tmp_path):
+    from pc_kd.datasets.converters.nuscenes import create_nuscenes_infos
+    root = _nuscenes_tables(tmp_path / "nuscenes", tables=("sample", "scene"))
+    return _raise(lambda: create_nuscenes_infos(root, tmp_path, "v1.0-trainval", "val"))
+
+
+def _fake_tables(tmp_path):
+    """A devkit-like object of one scene with one sample whose files are not on disk."""
+    from pc_kd.datasets.converters.nuscenes import CAMERAS, TABLES
+    root = _nuscenes_tables(tmp_path / "nuscenes", tables=TABLES)
+    files = {f"sd_{c}": {"filename": f"samples/{c}/frame.{'jpg' if c.startswith('CAM') else 'pcd.bin'}"}
+             for c in ("LIDAR_TOP", *CAMERAS)}
+    nusc = SimpleNamespace(scene=[{"token": "s1", "name": "scene-0001"}], dataroot=str(root),
+                           sample=[{"token": "a" * 32, "scene_token": "s1", "timestamp": 0,
+                                    "data": {c: f"sd_{c}" for c in ("LIDAR_TOP", *CAMERAS)}}],
+                           get=lambda table, token: files[token])
+    return root, nusc
+
+
+def nuscenes_scene_unknown(tmp_path):
+    from pc_kd.datasets.converters.nuscenes import create_nuscenes_infos
+    root, nusc = _fake_tables(tmp_path)
+    return _raise(lambda: create_nuscenes_infos(root, tmp_path, "v1.0-trainval", "val", ["scene-0523"], nusc=nusc))
+
+
+def nuscenes_sample_file_missing(tmp_path):
+    from pc_kd.datasets.converters.nuscenes import create_nuscenes_infos
+    root, nusc = _fake_tables(tmp_path)
+    return _raise(lambda: create_nuscenes_infos(root, tmp_path, "v1.0-trainval", "val", ["scene-0001"], nusc=nusc))
+
+
+def nuscenes_sweeps_missing(tmp_path):
+    from pc_kd.datasets import NuScenesDataset
+    (tmp_path / "samples/LIDAR_TOP").mkdir(parents=True)
+    (tmp_path / "samples/CAM_FRONT").mkdir(parents=True)
+    for name in ("LIDAR_TOP/key.pcd.bin", "CAM_FRONT/key.jpg"):
+        (tmp_path / "samples" / name).write_bytes(b"")
+    eye = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]
+    camera = dict(img_path="key.jpg", cam2img=[[800.0, 0, 800], [0, 800.0, 450], [0, 0, 1]], lidar2cam=eye)
+    info = dict(token="t", timestamp=1.0, ego2global=eye, lidar_points=dict(lidar_path="key.pcd.bin", lidar2ego=eye),
+                images={"CAM_FRONT": camera}, instances=[], lidar_sweeps=[dict(lidar_points=dict(lidar_path="sweep.pcd.bin",
+                                                                              lidar2sensor=eye), timestamp=0.95)])
+    (tmp_path / "nuscenes_infos_train.pkl").write_bytes(pickle.dumps({"metainfo": {}, "data_list": [info]}))
+    pipeline = [dict(type="LoadPointsFromMultiSweeps", sweeps_num=10)]
+    return _raise(lambda: NuScenesDataset(ann_file="nuscenes_infos_train.pkl", data_root=str(tmp_path),
+                                          pipeline=pipeline))
+
+
 TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
             if callable(fn) and getattr(fn, "__module__", None) == __name__ and not name.startswith(("_", "test"))}
 

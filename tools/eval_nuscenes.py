@@ -17,21 +17,9 @@ from pathlib import Path
 from pc_kd.engine import ConfigError, exit_on_user_error
 
 
-def _largest_difference(ours: dict, devkit: dict) -> float:
-    import math
-
-    pairs = [(ours["mean_ap"], devkit["mean_ap"]), (ours["nd_score"], devkit["nd_score"])]
-    pairs += [(ours["tp_errors"][m], v) for m, v in devkit["tp_errors"].items()]
-    for name, per in devkit["label_aps"].items():
-        pairs += [(ours["label_aps"][name][str(float(th))], v) for th, v in per.items()]
-    for name, per in devkit["label_tp_errors"].items():
-        pairs += [(ours["label_tp_errors"][name][m], v) for m, v in per.items()]
-    return max(0.0 if (math.isnan(a) and math.isnan(b)) else abs(a - b) for a, b in pairs)
-
-
 def main(argv=None):
-    from pc_kd.evaluation.nuscenes_tables import (devkit_eval, format_summary, metrics_summary, open_tables,
-                                                  score_results)
+    from pc_kd.evaluation.nuscenes_tables import (devkit_eval, format_summary, largest_difference, metrics_summary,
+                                                  open_tables, score_results)
     from pc_kd.utils.io import atomic_write
 
     parser = argparse.ArgumentParser(prog="pc-kd eval-nuscenes", description=__doc__,
@@ -57,7 +45,7 @@ def main(argv=None):
             devkit = devkit_eval(args.root, args.version, args.results, args.scenes)
             print("\nThe devkit's DetectionEval on the same boxes:\n" + format_summary(devkit))
             print(f"largest difference between the two, over every number above: "
-                  f"{_largest_difference(summary, devkit):.3g}")
+                  f"{largest_difference(summary, devkit):.3g}")
     except ValueError as err:  # a results file or scene list that cannot be scored: one line, no traceback
         raise ConfigError(str(err)) from None
     return summary

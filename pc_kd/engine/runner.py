@@ -16,6 +16,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .hooks import inside_work_dir  # also registers PortableCheckpointHook
+from pc_kd.utils.checks import DataError
 from pc_kd.utils.dependencies import MissingDependencyError
 
 from .checkpoint import (CheckpointFileError, check_state_dict_matches, check_torch_file, load_local_checkpoint,
@@ -289,7 +290,7 @@ def exit_on_user_error():
     ``PC_KD_TRACEBACK=1`` shows the traceback as well. Other exceptions (bugs) propagate unchanged."""
     try:
         yield
-    except (ConfigError, FileNotFoundError, CheckpointFileError, MissingDependencyError) as err:
+    except (ConfigError, DataError, FileNotFoundError, CheckpointFileError, MissingDependencyError) as err:
         if os.environ.get("PC_KD_TRACEBACK"):
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -21,7 +21,7 @@ import numpy as np
 from pc_kd.evaluation.nuscenes_det import CLASS_RANGE, TP_METRICS, TP_NAMES, nuscenes_detection_scores
 
 __all__ = ["open_tables", "scene_samples", "gt_from_tables", "load_results", "score_results", "metrics_summary",
-           "format_summary", "eval_split_of", "write_table_subset", "devkit_eval"]
+           "format_summary", "eval_split_of", "write_table_subset", "devkit_eval", "largest_difference"]
 
 DETECTION_CLASSES = tuple(CLASS_RANGE)  # the devkit's order: car ... barrier
 BIKE_RACK = "static_object.bicycle_rack"
@@ -41,15 +41,22 @@ def open_tables(root, version: str):
     return NuScenes(version=version, dataroot=str(root), verbose=False)
 
 
-def scene_samples(nusc, scenes: Optional[Sequence[str]] = None) -> List[str]:
-    """Sample tokens of the named scenes (all scenes of the tables when None), in the tables' order."""
+def scene_samples(nusc, scenes: Optional[Sequence[str]] = None, samples: Optional[Sequence[str]] = None) -> List[str]:
+    """Sample tokens of the named scenes (all scenes of the tables when None), in the tables' order; only those in
+    ``samples`` when given (each must be in the tables)."""
     names = {s["name"] for s in nusc.scene}
     unknown = sorted(set(scenes or ()) - names)
     if unknown:
         raise ValueError(f"scenes {unknown} are not in the tables ({nusc.dataroot}/{nusc.version}); they hold "
                          f"{sorted(names)}")
     keep = {s["token"] for s in nusc.scene if scenes is None or s["name"] in scenes}
-    return [s["token"] for s in nusc.sample if s["scene_token"] in keep]
+    tokens = [s["token"] for s in nusc.sample if s["scene_token"] in keep]
+    if samples is None:
+        return tokens
+    unknown = sorted(set(samples) - {s["token"] for s in nusc.sample})
+    if unknown:
+        raise ValueError(f"samples {unknown[:3]} are not in the tables ({nusc.dataroot}/{nusc.version})")
+    return [t for t in tokens if t in set(samples)]
 
 
 def _ego_position(nusc, sample_token: str) -> np.ndarray:
@@ -136,11 +143,13 @@ def load_results(path, sample_tokens: Sequence[str], ego_positions: Mapping[str,
     return out
 
 
-def score_results(nusc, results_path, scenes: Optional[Sequence[str]] = None) -> Dict[str, object]:
-    """pc_kd's nuScenes detection scores of a results JSON against the tables' GT of ``scenes`` (all when None),
+def score_results(nusc, results_path, scenes: Optional[Sequence[str]] = None,
+                  samples: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """pc_kd's nuScenes detection scores of a results JSON against the tables' GT of ``scenes`` (all when None;
+    only the sample tokens ``samples`` of them when given),
     with the devkit's rules: all 10 classes (a class without GT scores AP 0 and TP errors 1), the class ranges,
     the LiDAR + radar points filter and the bike-rack filter. Returns :func:`nuscenes_detection_scores`'s dict."""
-    tokens = scene_samples(nusc, scenes)
+    tokens = scene_samples(nusc, scenes, samples)
     gts, racks, egos = gt_from_tables(nusc, tokens)
     preds = load_results(results_path, tokens, egos)
     return nuscenes_detection_scores(gts, preds, DETECTION_CLASSES, bike_racks=racks, skip_absent_classes=False)
@@ -187,16 +196,21 @@ def eval_split_of(nusc, scenes: Optional[Sequence[str]] = None) -> str:
 
 
 def write_table_subset(root, version: str, out_root, scenes: Sequence[str],
-                       drop_categories: Sequence[str] = ()) -> Path:
+                       drop_categories: Sequence[str] = (), samples: Optional[Sequence[str]] = None) -> Path:
     """A copy of the tables under ``out_root/version`` that holds only ``scenes`` (their samples, annotations and
     sample data), without annotations of ``drop_categories``; the other tables are copied as they are. The devkit
-    evaluates every sample of a split that its tables hold, so this is how it scores a few scenes."""
+    evaluates every sample of a split that its tables hold, so this is how it scores a few scenes.
+
+    ``samples``: keep only these sample tokens of the scenes; links (``prev`` / ``next`` of samples and
+    annotations) to what is left out are cut, so a velocity is taken from the kept neighbours only (for pc_kd's
+    metric and the devkit alike: both read the copy)."""
     src, dst = Path(root) / version, Path(out_root) / version
     dst.mkdir(parents=True, exist_ok=True)
     tables = {p.stem: p for p in src.glob("*.json")}
     scene = [s for s in json.loads(tables["scene"].read_text()) if s["name"] in set(scenes)]
     scene_tokens = {s["token"] for s in scene}
-    sample = [s for s in json.loads(tables["sample"].read_text()) if s["scene_token"] in scene_tokens]
+    sample = [s for s in json.loads(tables["sample"].read_text()) if s["scene_token"] in scene_tokens
+              and (samples is None or s["token"] in set(samples))]
     sample_tokens = {s["token"] for s in sample}
     categories = {c["token"] for c in json.loads(tables["category"].read_text()) if c["name"] in set(drop_categories)}
     instances = {i["token"] for i in json.loads(tables["instance"].read_text()) if i["category_token"] in categories}
@@ -205,6 +219,8 @@ def write_table_subset(root, version: str, out_root, scenes: Sequence[str],
                                    if a["sample_token"] in sample_tokens and a["instance_token"] not in instances],
                 sample_data=[d for d in json.loads(tables["sample_data"].read_text())
                              if d["sample_token"] in sample_tokens])
+    if samples is not None:
+        _cut_links(kept)
     for name, path in tables.items():
         if name in kept:
             (dst / path.name).write_text(json.dumps(kept[name]))
@@ -213,19 +229,35 @@ def write_table_subset(root, version: str, out_root, scenes: Sequence[str],
     return Path(out_root)
 
 
+def _cut_links(kept: dict) -> None:
+    """In a sample subset of the tables: ``prev`` / ``next`` of samples and annotations pointing at rows left out
+    become '', and each scene's first / last sample and count follow the kept samples."""
+    for table in ("sample", "sample_annotation"):
+        tokens = {r["token"] for r in kept[table]}
+        for row in kept[table]:
+            for key in ("prev", "next"):
+                if row[key] and row[key] not in tokens:
+                    row[key] = ""
+    for scene in kept["scene"]:
+        rows = sorted((s for s in kept["sample"] if s["scene_token"] == scene["token"]), key=lambda s: s["timestamp"])
+        scene.update(nbr_samples=len(rows), first_sample_token=rows[0]["token"] if rows else "",
+                     last_sample_token=rows[-1]["token"] if rows else "")
+
+
 def devkit_eval(root, version: str, results_path, scenes: Optional[Sequence[str]] = None,
-                drop_categories: Sequence[str] = ()) -> dict:
+                drop_categories: Sequence[str] = (), samples: Optional[Sequence[str]] = None) -> dict:
     """The devkit's own ``DetectionEval`` (detection_cvpr_2019) of a results JSON on the tables' scenes (all when
-    None; a subset, or ``drop_categories``, goes through :func:`write_table_subset`): its ``metrics_summary``."""
+    None; a subset, ``samples`` of them, or ``drop_categories``, goes through :func:`write_table_subset`): its
+    ``metrics_summary``. pc_kd's metric on the same copy (``open_tables`` of it) scores what this scores."""
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
 
     nusc = open_tables(root, version)
     with tempfile.TemporaryDirectory(prefix="pc_kd_devkit_") as tmp:
-        if scenes is not None or drop_categories:
+        if scenes is not None or drop_categories or samples is not None:
             chosen = scenes or [s["name"] for s in nusc.scene]
-            nusc = open_tables(write_table_subset(root, version, Path(tmp) / "tables", chosen, drop_categories),
-                               version)
+            nusc = open_tables(write_table_subset(root, version, Path(tmp) / "tables", chosen, drop_categories,
+                                                  samples), version)
         tokens = set(scene_samples(nusc))
         data = json.loads(Path(results_path).read_text())
         subset = dict(data, results={t: b for t, b in data["results"].items() if t in tokens})
@@ -236,3 +268,22 @@ def devkit_eval(root, version: str, results_path, scenes: Optional[Sequence[str]
         metrics, _ = evaluation.evaluate()
         return metrics.serialize()
 
+
+def largest_difference(ours: dict, devkit: dict) -> float:
+    """The largest absolute difference between two ``metrics_summary`` dicts over every number the devkit's has
+    (mAP, NDS, TP errors, per-class APs per distance threshold and TP errors); NaN against NaN counts as 0, NaN
+    against a number as infinity."""
+    import math
+
+    pairs = [(ours["mean_ap"], devkit["mean_ap"]), (ours["nd_score"], devkit["nd_score"])]
+    pairs += [(ours["tp_errors"][m], v) for m, v in devkit["tp_errors"].items()]
+    for name, per in devkit["label_aps"].items():
+        pairs += [(ours["label_aps"][name][str(float(th))], v) for th, v in per.items()]
+    for name, per in devkit["label_tp_errors"].items():
+        pairs += [(ours["label_tp_errors"][name][m], v) for m, v in per.items()]
+    def gap(a, b):
+        if math.isnan(a) or math.isnan(b):
+            return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
+        return abs(a - b)
+
+    return max(gap(a, b) for a, b in pairs)

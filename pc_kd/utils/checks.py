@@ -2,6 +2,11 @@
 import numpy as np
 
 
+class DataError(ValueError):
+    """The user's data or the options given for it cannot work (the message says which file or field, and what
+    to do); tools print it without a traceback."""
+
+
 def check_transform(mat, field: str, shape=(4, 4)) -> np.ndarray:
     """Return ``mat`` as float64 after checking shape ``shape``, finiteness and (for square) invertibility.
 

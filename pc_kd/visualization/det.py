@@ -131,3 +131,34 @@ def draw_camera_detections(images: Sequence[np.ndarray], lidar2img: np.ndarray, 
     fig.suptitle(title or f"ground truth (dashed) and predictions (score >= {score_threshold})", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return save_figure(fig, out_png)
+
+
+def plot_depth_comparison(images: Sequence[np.ndarray], lidar_depth: np.ndarray, pred_depth: np.ndarray,
+                          cam_names: Sequence[str], out_png, title: str = "", max_depth: float = 60.0) -> Path:
+    """Per camera (one row each): the image (``[H, W, 3]``, 0..1 or uint8), the LiDAR depth (``lidar_depth
+    [V, h, w]`` metres, 0 = none, drawn blank) and the predicted depth (``pred_depth [V, h, w]`` metres) on one
+    colour scale up to ``max_depth``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    views = len(images)
+    fig, axes = plt.subplots(views, 3, figsize=(12, 1.45 * views + 0.6), squeeze=False)
+    for v in range(views):
+        lidar = np.ma.masked_where(lidar_depth[v] <= 0, lidar_depth[v])
+        panels = [(np.clip(np.asarray(images[v], dtype=float) / (255.0 if np.asarray(images[v]).dtype == np.uint8
+                                                                 else 1.0), 0, 1), "image"),
+                  (lidar, "LiDAR depth (nearest point per cell)"), (pred_depth[v], "predicted depth")]
+        for ax, (data, name) in zip(axes[v], panels):
+            shown = ax.imshow(data, cmap=None if data.ndim == 3 else "turbo", vmin=0, vmax=max_depth,
+                              interpolation="nearest", aspect="auto")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if v == 0:
+                ax.set_title(name, fontsize=9)
+        axes[v][0].set_ylabel(cam_names[v] if v < len(cam_names) else f"view {v}", fontsize=8)
+    fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), shrink=0.6, label="metres")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, out_png)

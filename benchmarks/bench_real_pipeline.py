@@ -1,0 +1,117 @@
+"""Speed on REAL nuScenes frames (``$PC_KD_REAL_DATA/nuscenes_2scenes``): the data pipeline per frame, stage by
+stage (LiDAR file, six 1600 x 900 JPEGs decoded and resized to 128 x 352, LiDAR depth maps, augmentation and
+packing), against one training step of each real-data config at batch 2 (forward, backward, optimizer), and the
+LiDAR encoder alone at the real grid (0.4 m pillars over +-51.2 m, 256 x 256).
+
+    python benchmarks/bench_real_pipeline.py [--frames 6] [--repeats 3] [--infos data/nuscenes_2scenes]
+
+Needs the info files (``pc-kd create-infos nuscenes ... --split-scenes train=scene-0523 val=scene-0916``, see
+the README's "Real data"). Prints JSON: seconds per frame of each pipeline stage (median over ``--repeats`` passes
+over ``--frames`` frames, after a warm-up pass), seconds per training step per config (median of ``--repeats``
+after a warm-up step), the pipeline's share of a step when the loader runs in the training process
+(``num_workers=0``, the configs' setting) and which of the two bounds a step.
+"""
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+from common import emit, machine, timed
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+CONFIGS = {name: os.path.join(ROOT, "configs", "supervised", f"supervised_{stem}_none_nuscenes-2scenes.py")
+           for name, stem in (("lidar", "centerpoint-pillar"), ("camera", "lss-camera"), ("fusion", "bevfusion"))}
+
+
+def load(name, infos):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(CONFIGS[name])
+    cfg.train_dataloader.dataset.data_root = infos
+    return cfg
+
+
+def stage_times(cfg, frames, repeats):
+    """Median seconds per frame of each transform of the training pipeline."""
+    from pc_kd.experiments.common import build
+
+    spec = copy.deepcopy(cfg.train_dataloader.dataset)
+    pipeline = spec.pop("pipeline")
+    spec["pipeline"] = []
+    dataset = build("DATASETS", spec)
+    transforms = [build("TRANSFORMS", t) for t in pipeline]
+    names = [t["type"] for t in pipeline]
+    passes = []
+    for _ in range(repeats + 1):  # the first pass warms the file cache
+        seconds = [0.0] * len(transforms)
+        for i in range(frames):
+            results = dataset.get_data_info(i)
+            for k, transform in enumerate(transforms):
+                start = time.perf_counter()
+                results = transform(results)
+                seconds[k] += time.perf_counter() - start
+        passes.append([s / frames for s in seconds])
+    return {name: statistics.median(p[k] for p in passes[1:]) for k, name in enumerate(names)}
+
+
+def step_time(cfg, repeats):
+    """Median seconds of one training step (data preprocessor, forward, backward, AdamW) at the config's batch."""
+    from mmengine.dataset import pseudo_collate
+
+    from pc_kd.experiments.common import build, init_weights_quietly
+
+    model = build("MODELS", cfg.model)
+    init_weights_quietly(model)
+    model.train()
+    dataset = build("DATASETS", cfg.train_dataloader.dataset)
+    batch = pseudo_collate([dataset[i] for i in range(cfg.train_dataloader.batch_size)])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        data = model.data_preprocessor(batch, True)
+        losses = model(**data, mode="loss")
+        loss = sum(v for v in losses.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    seconds, peak, _ = timed(step, "cpu", repeats=repeats)
+    encoder = getattr(model, "lidar_encoder", None)
+    out = dict(step_s=seconds, step_peak_mb=peak / 2 ** 20)
+    if encoder is not None:
+        data = model.data_preprocessor(batch, True)
+
+        def encode():
+            encoder(data["inputs"]["points"]).sum().backward()
+
+        out["lidar_encoder_s"], _, _ = timed(encode, "cpu", repeats=repeats)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--infos", default="data/nuscenes_2scenes")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    out = dict(machine=machine(), frames=args.frames, repeats=args.repeats)
+    for name in CONFIGS:
+        cfg = load(name, args.infos)
+        stages = stage_times(cfg, args.frames, args.repeats)
+        step = step_time(cfg, args.repeats)
+        batch = cfg.train_dataloader.batch_size
+        pipeline = sum(stages.values()) * batch
+        out[name] = dict(pipeline_s_per_frame=stages, pipeline_s_per_batch=pipeline, **step,
+                         pipeline_share_of_step=pipeline / (pipeline + step["step_s"]),
+                         bound_by="pipeline" if pipeline > step["step_s"] else "compute")
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()
