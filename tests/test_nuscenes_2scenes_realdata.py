@@ -219,7 +219,7 @@ def test_bad_folders_scenes_and_missing_files_are_named(root, tmp_path, capsys):
     paths = create_nuscenes_split_infos(holey, tmp_path / "out", VERSION, split_scenes=SPLITS, skip_missing=True,
                                         log=lines.append)
     assert sum(len(_data_list(p)) for p in paths) == 80
-    assert any(f"left out 1 of" in line and lidar[0].name in line for line in lines), lines
+    assert any("left out 1 of" in line and lidar[0].name in line for line in lines), lines
     assert any("lidar key frames 1" in line for line in lines)
     # the command line: one line, no traceback
     run = subprocess.run([sys.executable, "-m", "pc_kd", "create-infos", "nuscenes", "--root", str(root), "--out",
@@ -276,6 +276,8 @@ def test_the_lidar_real_data_config_trains_on_two_real_frames_and_both_metrics_a
     # the same scores from the full tables restricted to the 2 samples (velocities there use every neighbour)
     full = metrics_summary(score_results(open_tables(root, VERSION), path, samples=two))
     assert abs(full["mean_ap"] - ours["mean_ap"]) < 1e-9  # AP does not read velocities
-    # a rerun reuses the finished run
-    _, again = real.train_or_reuse(real.CONFIGS["lidar"], tmp_path / "run", options, "lidar", iters=6)
+    # a rerun reuses the finished run, and predicts the same boxes with it
+    reused, again = real.train_or_reuse(real.CONFIGS["lidar"], tmp_path / "run", options, "lidar", iters=6)
     assert again["reused"]
+    path_again = real.predict_results(reused, "train", tmp_path / "results_again.json")
+    assert json.loads(path_again.read_text())["results"] == results

@@ -281,6 +281,7 @@ def largest_difference(ours: dict, devkit: dict) -> float:
         pairs += [(ours["label_aps"][name][str(float(th))], v) for th, v in per.items()]
     for name, per in devkit["label_tp_errors"].items():
         pairs += [(ours["label_tp_errors"][name][m], v) for m, v in per.items()]
+
     def gap(a, b):
         if math.isnan(a) or math.isnan(b):
             return 0.0 if math.isnan(a) and math.isnan(b) else math.inf

@@ -18,7 +18,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from pc_kd.experiments.common import mean_std, run_fingerprint, seeded_config
+from pc_kd.experiments.common import mean_std, seeded_config, train_or_reuse, write_run_record
 
 __all__ = ["METRICS", "distiller_options", "run_config", "heldout_loader", "heldout_scores", "train_and_test",
            "first_train_batch", "distill_step_shares", "distill_picture", "bev_pool_share", "reference_rows",
@@ -59,24 +59,10 @@ def heldout_scores(runner, num_frames) -> dict:
 def train_and_test(config, seed, work_dir, options, tag, heldout_frames=0):
     """Train ``config`` with ``seed`` by the Runner (or reuse the finished run in ``work_dir``); return its runner
     and test metrics (+ timings; ``heldout``: the scores on ``heldout_frames`` held-out frames, when > 0)."""
-    from pc_kd.engine import build_runner
-    from pc_kd.utils.io import atomic_write
-
     cfg = run_config(config, seed, work_dir, options, tag)
-    record, ckpt = Path(work_dir) / "run.json", Path(work_dir) / f"iter_{cfg.train_cfg.max_iters}.pth"
-    fingerprint = run_fingerprint(cfg)
-    done = json.loads(record.read_text()) if record.exists() else {}
-    out = {}
-    if ckpt.exists() and done.get("fingerprint") == fingerprint:
-        cfg.load_from = str(ckpt)
-        runner = build_runner(cfg, str(config))
-        print_log(f"{tag} seed {seed}: reusing the finished run {ckpt} (delete {record} to train again)", "current")
-        out.update({k: done[k] for k in ("train_s", "final_depth_loss") if k in done})
-    else:
-        runner = build_runner(cfg, str(config))
-        start = time.perf_counter()
-        runner.train()
-        out["train_s"] = time.perf_counter() - start
+    runner, done, reused = train_or_reuse(cfg, config, f"{tag} seed {seed}")
+    out = {k: done[k] for k in ("train_s", "final_depth_loss") if k in done}
+    if not reused:
         scalars = runner.message_hub.log_scalars
         if "train/loss_depth" in scalars:
             out["final_depth_loss"] = float(scalars["train/loss_depth"].mean(20))
@@ -86,8 +72,7 @@ def train_and_test(config, seed, work_dir, options, tag, heldout_frames=0):
                iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
     if heldout_frames:
         out["heldout"] = heldout_scores(runner, heldout_frames)
-    with atomic_write(record) as tmp:
-        Path(tmp).write_text(json.dumps(dict(out, fingerprint=fingerprint), indent=1))
+    write_run_record(cfg, out)
     return runner, out
 
 

@@ -1,6 +1,6 @@
 """What every experiment of the demos shares: seeded Runner configs, fingerprints of what decides a run's result
-(so a finished run is reused only while its config and pc_kd's training code are unchanged), a built object of a
-registry, and mean +- std cells."""
+(so a finished run is reused only while its config and pc_kd's training code are unchanged) and the training or
+reuse of a run by them, a built object of a registry, and mean +- std cells."""
 import hashlib
 import json
 from pathlib import Path
@@ -73,6 +73,43 @@ def run_fingerprint(cfg: Config, keys: Iterable[str] = RESULT_KEYS) -> str:
     keep = {k: cfg.get(k) for k in keys}
     keep["pc_kd_code"] = code_fingerprint()
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_or_reuse(cfg: Config, config, label: str):
+    """Train ``cfg`` (its ``work_dir``, ``config`` its file) by the Runner, or reuse the finished run there: its
+    last checkpoint ``iter_<max_iters>.pth`` loaded, when ``<work_dir>/run.json`` records the same
+    :func:`run_fingerprint`. Returns ``(runner, record, reused)``: the runner holding the trained weights, the
+    recorded dict of the finished run (``{}`` when trained now; the caller writes ``run.json`` with
+    :func:`write_run_record`), and whether it was reused; ``train_s`` is in the record when trained now."""
+    import time
+
+    from mmengine.logging import print_log
+
+    from pc_kd.engine import build_runner
+
+    record, ckpt = Path(cfg.work_dir) / "run.json", Path(cfg.work_dir) / f"iter_{cfg.train_cfg.max_iters}.pth"
+    done = json.loads(record.read_text()) if record.exists() else {}
+    if ckpt.exists() and done.get("fingerprint") == run_fingerprint(cfg):
+        cfg.load_from = str(ckpt)
+        runner = build_runner(cfg, str(config))
+        runner.load_or_resume()
+        print_log(f"{label}: reusing the finished run {ckpt} (delete {record} to train again)", "current")
+        return runner, done, True
+    runner = build_runner(cfg, str(config))
+    start = time.perf_counter()
+    runner.train()
+    return runner, dict(train_s=time.perf_counter() - start), False
+
+
+def write_run_record(cfg: Config, record: dict) -> Path:
+    """``<work_dir>/run.json``: ``record`` with ``cfg``'s :func:`run_fingerprint` (what :func:`train_or_reuse`
+    checks), written atomically."""
+    from pc_kd.utils.io import atomic_write
+
+    path = Path(cfg.work_dir) / "run.json"
+    with atomic_write(path) as tmp:
+        Path(tmp).write_text(json.dumps(dict(record, fingerprint=run_fingerprint(cfg)), indent=1))
+    return path
 
 
 def mean_std(values, sign: str = "") -> str:

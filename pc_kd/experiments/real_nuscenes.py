@@ -9,7 +9,6 @@ A finished run is reused while its config and pc_kd's training code are unchange
 """
 import copy
 import json
-import time
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -18,7 +17,8 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 
-from pc_kd.experiments.common import run_fingerprint, seeded_config
+from pc_kd.experiments import common
+from pc_kd.experiments.common import seeded_config, write_run_record
 
 __all__ = ["VERSION", "TRAIN_SCENE", "VAL_SCENE", "CONFIGS", "convert", "run_options", "train_or_reuse",
            "scene_loader", "predict_results", "reference_results", "score_both", "depth_scores", "pictures",
@@ -55,32 +55,20 @@ def run_options(nuscenes_root, info_root, work_dir) -> dict:
 
 
 def train_or_reuse(config, work_dir, options: Mapping, name: str, iters: Optional[int] = None):
-    """Train ``config`` (seed 0) by the Runner into ``work_dir``, or reuse the finished run there; returns the
-    runner (its model holding the trained weights) and ``{"train_s": seconds or None when reused, "iters"}``.
-    ``iters`` shortens the schedule (the config's schedule scaled to it)."""
-    from pc_kd.engine import build_runner
-    from pc_kd.utils.io import atomic_write
-
+    """Train ``config`` (seed 0) by the Runner into ``work_dir``, or reuse the finished run there
+    (:func:`~pc_kd.experiments.common.train_or_reuse`); returns the runner (its model holding the trained weights)
+    and ``{"train_s", "iters", "batch_size", "reused"}``. ``iters`` shortens the schedule (the config's schedule
+    scaled to it)."""
     cfg = seeded_config(config, dict(options), 0, work_dir, f"demo_real_{name}")
     if iters is not None:
         scale_schedule(cfg, iters)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # scored by the demo afterwards
-    record, ckpt = Path(work_dir) / "run.json", Path(work_dir) / f"iter_{cfg.train_cfg.max_iters}.pth"
-    fingerprint = run_fingerprint(cfg)
-    done = json.loads(record.read_text()) if record.exists() else {}
-    if ckpt.exists() and done.get("fingerprint") == fingerprint:
-        cfg.load_from = str(ckpt)
-        runner = build_runner(cfg, str(config))
-        runner.load_or_resume()
-        print_log(f"{name}: reusing the finished run {ckpt} (delete {record} to train again)", "current")
+    runner, done, reused = common.train_or_reuse(cfg, config, name)
+    if reused:
+        runner.call_hook("before_run")  # what runner.train() / test() do first (log paths), for the loops run here
         return runner, dict(done, reused=True)
-    runner = build_runner(cfg, str(config))
-    start = time.perf_counter()
-    runner.train()
-    out = dict(train_s=time.perf_counter() - start, iters=cfg.train_cfg.max_iters,
-               batch_size=cfg.train_dataloader.batch_size, fingerprint=fingerprint)
-    with atomic_write(record) as tmp:
-        Path(tmp).write_text(json.dumps(out, indent=1))
+    out = dict(done, iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
+    write_run_record(cfg, out)
     return runner, dict(out, reused=False)
 
 
@@ -118,6 +106,7 @@ def reference_results(nusc, scene: str, train_scene: str, out_dir, seed: int = 0
     51.2 m of the ego vehicle, classes drawn by their frequency in ``train_scene`` with that class's mean size
     there, random yaw and score) and ``ground truth`` (the tables' GT boxes that the metric scores, i.e. with LiDAR
     or radar points, with their own attribute and velocity, scores falling from 1 to 0.5)."""
+    from pc_kd.evaluation.nuscenes_det import attribute_from_speed
     from pc_kd.evaluation.nuscenes_tables import gt_from_tables, scene_samples
 
     rng = np.random.default_rng(seed)
@@ -138,7 +127,7 @@ def reference_results(nusc, scene: str, train_scene: str, out_dir, seed: int = 0
                 sample_token=token, translation=(egos[token] + [*rng.uniform(-51.2, 51.2, 2), 0.0]).tolist(),
                 size=size[name].tolist(), rotation=[float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2))],
                 velocity=[0.0, 0.0], detection_name=name, detection_score=float(rng.uniform()),
-                attribute_name=_default_attribute(name)))
+                attribute_name=attribute_from_speed(name, 0.0)))
         seen = [b for b in per if b["num_pts"] > 0]
         truth[token] = [dict({k: b[k] for k in ("sample_token", "translation", "size", "rotation",
                                                   "detection_name", "attribute_name")},
@@ -152,12 +141,6 @@ def reference_results(nusc, scene: str, train_scene: str, out_dir, seed: int = 0
         path.write_text(json.dumps(dict(meta=meta, results=results)))
         out[key] = path
     return out
-
-
-def _default_attribute(name: str) -> str:
-    from pc_kd.evaluation.nuscenes_det import attribute_from_speed
-
-    return attribute_from_speed(name, 0.0)
 
 
 def score_both(nuscenes_root, nusc, results_json, scene: str) -> dict:
@@ -186,17 +169,30 @@ def _depth_batches(runner, split: str):
             yield model, model.data_preprocessor(batch, False)["inputs"]
 
 
+def _depth_against_lidar(model, inputs, predict: bool = True):
+    """``(prob [V, D, h, w] or None, target [V, h, w], centres [D])`` of one frame: the depth net's distribution
+    over the bins (when ``predict``), the LiDAR target bin of each feature pixel as the depth loss takes it (-1:
+    none in range) and the bins' centre depths (metres)."""
+    lss = model.camera_encoder.view_transform
+    prob = None
+    if predict:
+        with torch.no_grad():
+            feats = model.camera_encoder.image_encoder(inputs["imgs"].flatten(0, 1))
+            prob = lss.depth_net(feats)[:, :lss.num_bins].softmax(1)
+    centres = lss.start + (torch.arange(lss.num_bins, dtype=torch.float32) + 0.5) * lss.step
+    return prob, lss.depth_targets(inputs["depth_maps"])[0], centres
+
+
 def depth_scores(runner, train_split: str = "train", test_split: str = "val") -> dict:
     """The camera depth net against LiDAR depth on the frames of ``test_split``, per feature pixel whose LiDAR
     target (the nearest depth in its stride x stride patch, as the depth loss takes it) lies in the bins: bin
     accuracy (predicted bin = target bin) and abs-rel (``|d - d_lidar| / d_lidar``, ``d`` the expected depth
-    over the predicted distribution at bin centres); and the same two numbers of a baseline predicting for every
+    over the predicted distribution at bin centres, ``d_lidar`` the centre of the target bin); and the same two numbers of a baseline predicting for every
     pixel its image row's mean LiDAR depth over the frames of ``train_split`` (all cameras)."""
     sums = rows = None
     for model, inputs in _depth_batches(runner, train_split):
-        lss = model.camera_encoder.view_transform
-        target = lss.depth_targets(inputs["depth_maps"])[0]  # [V, h, w]
-        depth = lss.start + (target.float() + 0.5) * lss.step
+        _, target, centres = _depth_against_lidar(model, inputs, predict=False)
+        depth = centres[target.clamp(min=0)]
         ok = target >= 0
         s = torch.where(ok, depth, torch.zeros_like(depth)).sum((0, 2))
         n = ok.sum((0, 2))
@@ -206,12 +202,8 @@ def depth_scores(runner, train_split: str = "train", test_split: str = "val") ->
     count = 0
     for model, inputs in _depth_batches(runner, test_split):
         lss = model.camera_encoder.view_transform
-        with torch.no_grad():
-            feats = model.camera_encoder.image_encoder(inputs["imgs"].flatten(0, 1))
-            prob = lss.depth_net(feats)[:, :lss.num_bins].softmax(1)  # [V, D, h, w]
-        target = lss.depth_targets(inputs["depth_maps"])[0]
+        prob, target, centres = _depth_against_lidar(model, inputs)
         ok = target >= 0
-        centres = lss.start + (torch.arange(lss.num_bins, dtype=torch.float32) + 0.5) * lss.step
         truth = centres[target.clamp(min=0)]
         expected = (prob * centres.view(1, -1, 1, 1)).sum(1)
         prior = row_mean.view(1, -1, 1).expand_as(truth)
@@ -261,13 +253,9 @@ def pictures(runners: Mapping[str, object], nusc, out_dir, frame: int = 20) -> l
                 gt_labels=gt.labels_3d.numpy(),
                 title=f"{name} detector on {VAL_SCENE}: GT dashed, predictions solid (score >= 0.3)"))
         if name == "camera":
-            inputs = model.data_preprocessor(batch, False)["inputs"]
-            lss = model.camera_encoder.view_transform
             with torch.no_grad():
-                feats = model.camera_encoder.image_encoder(inputs["imgs"].flatten(0, 1))
-                prob = lss.depth_net(feats)[:, :lss.num_bins].softmax(1)
-            centres = lss.start + (torch.arange(lss.num_bins, dtype=torch.float32) + 0.5) * lss.step
-            target = lss.depth_targets(inputs["depth_maps"])[0]
+                inputs = model.data_preprocessor(batch, False)["inputs"]
+            prob, target, centres = _depth_against_lidar(model, inputs)
             lidar = torch.where(target >= 0, centres[target.clamp(min=0)], torch.zeros(()))
             imgs = batch["inputs"]["imgs"][0].permute(0, 2, 3, 1).numpy()
             files.append(plot_depth_comparison(
@@ -280,7 +268,7 @@ def pictures(runners: Mapping[str, object], nusc, out_dir, frame: int = 20) -> l
 def format_table(rows: Sequence[dict], depth: Optional[dict] = None) -> str:
     """The demo's table: per row mAP / NDS by pc_kd and by the devkit, their largest difference, per-class AP
     (pc_kd's; "-" where the scene has no scored GT box of the class); then the depth scores."""
-    head = f"| row | scene | mAP pc_kd | mAP devkit | NDS pc_kd | NDS devkit | max diff | " + \
+    head = "| row | scene | mAP pc_kd | mAP devkit | NDS pc_kd | NDS devkit | max diff | " + \
            " | ".join(f"AP {c}" for c in PER_CLASS) + " |"
     lines = [head, "|" + "---|" * (7 + len(PER_CLASS))]
     for row in rows:

@@ -203,9 +203,9 @@ def create_nuscenes_infos(root, out_dir, version: str = "v1.0-mini", split: str 
                      key=lambda s: (order[scene_of[s["scene_token"]]], s["timestamp"]))
     data_list, skipped = [], []
     for sample in tqdm(samples, desc=f"nuScenes {split}"):
-        absent = [nusc.get("sample_data", token)["filename"] for channel, token in sample["data"].items()
-                  if channel == "LIDAR_TOP" or channel in CAMERAS]
-        absent = [f for f in absent if not (root / f).is_file()]
+        files = [nusc.get("sample_data", token)["filename"] for channel, token in sample["data"].items()
+                 if channel == "LIDAR_TOP" or channel in CAMERAS]
+        absent = [f for f in files if not (root / f).is_file()]
         if absent:
             if not skip_missing:
                 raise DataError(f"sample {sample['token']} ({scene_of[sample['scene_token']]}): {root / absent[0]} "
