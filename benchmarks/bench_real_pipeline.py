@@ -1,7 +1,9 @@
 """Speed on REAL nuScenes frames (``$PC_KD_REAL_DATA/nuscenes_2scenes``): the data pipeline per frame, stage by
 stage (LiDAR file, six 1600 x 900 JPEGs decoded and resized to 128 x 352, LiDAR depth maps, augmentation and
 packing), against one training step of each real-data config at batch 2 (forward, backward, optimizer), and the
-LiDAR encoder alone at the real grid (0.4 m pillars over +-51.2 m, 256 x 256).
+LiDAR encoder alone at the real grid (0.4 m pillars over +-51.2 m, 256 x 256); and, in the same run, the LiDAR step
+with CenterPoint's own two-conv regression branches, which the configs' one-conv branches replace
+(``step_ratio_centerpoint_branches``: that step's time / the config's).
 
     python benchmarks/bench_real_pipeline.py [--frames 6] [--repeats 3] [--infos data/nuscenes_2scenes]
 
@@ -59,6 +61,11 @@ def stage_times(cfg, frames, repeats):
     return {name: statistics.median(p[k] for p in passes[1:]) for k, name in enumerate(names)}
 
 
+# CenterPoint's own regression branches (conv + BN + ReLU + conv, 32 channels, the centre cell only): what the
+# real-data configs' one-conv branches replace
+CENTERPOINT_BRANCHES = dict(num_reg_convs=2, reg_radius=0, head_conv=32)
+
+
 def step_time(cfg, repeats):
     """Median seconds of one training step (data preprocessor, forward, backward, AdamW) at the config's batch."""
     from mmengine.dataset import pseudo_collate
@@ -101,6 +108,9 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     out = dict(machine=machine(), frames=args.frames, repeats=args.repeats)
+    anchor = load("lidar", args.infos)
+    anchor.model.head.update(CENTERPOINT_BRANCHES)
+    out["lidar_with_centerpoint_branches"] = step_time(anchor, args.repeats)
     for name in CONFIGS:
         cfg = load(name, args.infos)
         stages = stage_times(cfg, args.frames, args.repeats)
@@ -110,6 +120,8 @@ def main():
         out[name] = dict(pipeline_s_per_frame=stages, pipeline_s_per_batch=pipeline, **step,
                          pipeline_share_of_step=pipeline / (pipeline + step["step_s"]),
                          bound_by="pipeline" if pipeline > step["step_s"] else "compute")
+    out["lidar"]["step_ratio_centerpoint_branches"] = (out["lidar_with_centerpoint_branches"]["step_s"]
+                                                       / out["lidar"]["step_s"])
     emit(out)
 
 
