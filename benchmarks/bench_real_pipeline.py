@@ -2,7 +2,7 @@
 stage (LiDAR file, six 1600 x 900 JPEGs decoded and resized to 128 x 352, LiDAR depth maps, augmentation and
 packing), against one training step of each real-data config at batch 2 (forward, backward, optimizer), and the
 LiDAR encoder alone at the real grid (0.4 m pillars over +-51.2 m, 256 x 256); and, in the same run, the LiDAR step
-with CenterPoint's own two-conv regression branches, which the configs' one-conv branches replace
+with CenterPoint's own two-conv heatmap and regression branches, which the configs' one-conv branches replace
 (``step_ratio_centerpoint_branches``: that step's time / the config's).
 
     python benchmarks/bench_real_pipeline.py [--frames 6] [--repeats 3] [--infos data/nuscenes_2scenes]
@@ -61,9 +61,9 @@ def stage_times(cfg, frames, repeats):
     return {name: statistics.median(p[k] for p in passes[1:]) for k, name in enumerate(names)}
 
 
-# CenterPoint's own regression branches (conv + BN + ReLU + conv, 32 channels, the centre cell only): what the
+# CenterPoint's own branches (conv + BN + ReLU + conv, 64 channels, regressions at the centre cell only): what the
 # real-data configs' one-conv branches replace
-CENTERPOINT_BRANCHES = dict(num_reg_convs=2, reg_radius=0, head_conv=32)
+CENTERPOINT_BRANCHES = dict(num_heatmap_convs=2, num_reg_convs=2, reg_radius=0, head_conv=64)
 
 
 def step_time(cfg, repeats):

@@ -5,7 +5,7 @@
     pc-kd eval-nuscenes RESULTS.json --root DIR --version V [--scenes NAME ...] [--out F] [--devkit]
     pc-kd create-infos scannet|s3dis|nuscenes --root DIR --out DIR   (mmdet3d's --root-path / --out-dir too)
     pc-kd fuse | superpoints | visualize | teacher CONFIG ...
-    pc-kd demo | demo-bev | demo-real [...]
+    pc-kd demo | demo-bev | demo-real | demo-real-teachers [...]
     pc-kd bench NAME [...]          (benchmarks/bench_NAME.py; without NAME: the list)
     pc-kd doctor                    (versions, sparse-conv backend, GPU, headless rendering, data and weights)
 
@@ -31,14 +31,16 @@ TOOLS = {
     "demo": ("demo.py", "the image -> 3D distillation demo (table + pictures)"),
     "demo-bev": ("demo_bev.py", "BEV detection and cross-modal BEV distillation demo"),
     "demo-real": ("demo_real.py", "REAL nuScenes: two scenes converted, detectors trained and scored (pc_kd + devkit)"),
+    "demo-real-teachers": ("demo_real_teachers.py", "a REAL pretrained 2D teacher (ESPNetv2) fused into a real ScanNet "
+                                                    "scan, zero-shot labels scored"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: pc-kd SUBCOMMAND [options]   (pc-kd SUBCOMMAND --help for its options)", "", "subcommands:"]
-    lines += [f"  {name:13s} {about}" for name, (_, about) in TOOLS.items()]
-    lines += [f"  {'bench':13s} run benchmarks/bench_NAME.py (pc-kd bench: the list)",
-              f"  {'doctor':13s} what pc_kd finds on this machine: versions, sparse-conv backend, GPU, rendering, "
+    lines += [f"  {name:19s} {about}" for name, (_, about) in TOOLS.items()]
+    lines += [f"  {'bench':19s} run benchmarks/bench_NAME.py (pc-kd bench: the list)",
+              f"  {'doctor':19s} what pc_kd finds on this machine: versions, sparse-conv backend, GPU, rendering, "
               "data, weights"]
     return "\n".join(lines)
 

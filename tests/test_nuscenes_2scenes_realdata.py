@@ -281,3 +281,44 @@ def test_the_lidar_real_data_config_trains_on_two_real_frames_and_both_metrics_a
     assert again["reused"]
     path_again = real.predict_results(reused, "train", tmp_path / "results_again.json")
     assert json.loads(path_again.read_text())["results"] == results
+
+
+def test_lss_ray_encoding_points_each_feature_pixel_at_what_it_sees_on_the_real_rig(infos, root, nusc):
+    """The depth net's ray channels on the real six-camera rig: a point along the ray of feature pixel (i, j) projects
+    back onto that pixel's centre ((j + 0.5) s, (i + 0.5) s), and the camera centre's height is the devkit's (the
+    camera's calibrated translation taken to the LiDAR frame of the key frame through both ego poses)."""
+    import torch
+    from pyquaternion import Quaternion
+
+    from pc_kd.datasets import NuScenesDataset
+    from pc_kd.models.backbones.camera_bev import LSSTransform
+
+    out, _ = infos
+    ds = NuScenesDataset(ann_file=str(out / "nuscenes_infos_val.pkl"), data_root=str(out), nuscenes_root=str(root),
+                         pipeline=[])
+    info = ds.get_data_info(7)
+    rig = info["cameras"]
+    lss = LSSTransform(8, 4, (1.0, 61.0, 1.0), dict(x_range=(-51.2, 51.2), y_range=(-51.2, 51.2), z_range=(-5, 3),
+                                                    cell=(0.4, 0.4)), stride=8, ray_encoding=True)
+    h, w = 112, 200  # the 1600 x 900 images at stride 8 (odd sizes on purpose)
+    rays = lss.rays(torch.as_tensor(rig.lidar2img)[None], (h, w))[0].double()  # [V, 4, h, w]
+    assert rays.shape == (6, 4, h, w)
+    assert torch.allclose(rays[:, :3].norm(dim=1), torch.ones(6, h, w, dtype=torch.float64), atol=1e-5)
+    centre = np.linalg.inv(rig.lidar2img)[:, :3, 3]
+    for t in (2.0, 25.0):
+        pts = centre[:, :, None, None] + t * rays[:, :3].numpy()  # [V, 3, h, w]
+        hom = np.einsum("vij,vjhw->vihw", rig.lidar2img, np.concatenate([pts, np.ones((6, 1, h, w))], 1))
+        u, v = hom[:, 0] / hom[:, 2], hom[:, 1] / hom[:, 2]
+        assert np.abs(u - (np.arange(w) + 0.5) * 8).max() < 1e-2 and np.abs(v - ((np.arange(h) + 0.5) * 8)[:, None]).max() < 1e-2
+    sample = nusc.get("sample", info["token"])
+    lidar_sd = nusc.get("sample_data", sample["data"]["LIDAR_TOP"])
+    for view, cam in enumerate(rig.names):
+        cam_sd = nusc.get("sample_data", sample["data"][cam])
+        p = np.array(nusc.get("calibrated_sensor", cam_sd["calibrated_sensor_token"])["translation"])
+        pose = nusc.get("ego_pose", cam_sd["ego_pose_token"])
+        p = Quaternion(pose["rotation"]).rotation_matrix @ p + np.array(pose["translation"])
+        for record in (nusc.get("ego_pose", lidar_sd["ego_pose_token"]),
+                       nusc.get("calibrated_sensor", lidar_sd["calibrated_sensor_token"])):
+            p = Quaternion(record["rotation"]).rotation_matrix.T @ (p - np.array(record["translation"]))
+        assert float(rays[view, 3, 0, 0]) == pytest.approx(p[2], abs=1e-4)
+        assert -1.0 < p[2] < 0.0  # the cameras sit below the roof LiDAR

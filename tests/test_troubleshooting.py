@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -373,6 +374,22 @@ def nuscenes_sweeps_missing(tmp_path):
     pipeline = [dict(type="LoadPointsFromMultiSweeps", sweeps_num=10)]
     return _raise(lambda: NuScenesDataset(ann_file="nuscenes_infos_train.pkl", data_root=str(tmp_path),
                                           pipeline=pipeline))
+
+
+def teacher_weights_mismatch(tmp_path):
+    from pc_kd.models.backbones.espnetv2 import ESPNetV2Segmentation, ESPNetV2Teacher
+    path = tmp_path / "espnetv2_s_1.0_pascal.pth"
+    torch.save(ESPNetV2Segmentation(21, (32, 64, 128, 256)).state_dict(), path)
+    return _raise(lambda: ESPNetV2Teacher(weights=str(path), width=2.0))
+
+
+def frame_pose_invalid(tmp_path):
+    from pc_kd.experiments.real_teachers import scannet_frames
+    (tmp_path / "frames").mkdir()
+    np.savetxt(tmp_path / "frames" / "intrinsic_color.txt", np.eye(4))
+    (tmp_path / "frames" / "00000.jpg").write_bytes(b"")
+    np.savetxt(tmp_path / "frames" / "00000.txt", np.full((4, 4), -np.inf))
+    return _raise(lambda: scannet_frames(tmp_path))
 
 
 TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())

@@ -35,6 +35,10 @@ def main(argv=None):
     parser.add_argument("--select", action="store_true",
                         help="instead: how the LiDAR detector's iteration count was chosen, on scene-0523 alone (its "
                              "first 30 frames trained on, checkpoints scored on its last 10)")
+    parser.add_argument("--select-depth", action="store_true",
+                        help="instead: how the camera depth net's ray encoding was chosen, on scene-0523 alone (the "
+                             "camera config trained on its first 30 frames without and with rays, 500 iterations, "
+                             "the depth net scored on its last 10)")
     args = parser.parse_args(argv)
     root = args.nuscenes_root
     if root is None:
@@ -48,6 +52,8 @@ def main(argv=None):
     real.convert(root, work / "infos")
     if args.select:
         return select(real, root, nusc, work, args.iters or 2000)
+    if args.select_depth:
+        return select_depth(real, root, work, args.iters or 500)
     rows, runners, runs, depth = [], {}, {}, None
     for name in args.detectors:
         run_dir = work / name
@@ -82,24 +88,41 @@ def main(argv=None):
     return rows
 
 
-def select(real, root, nusc, work, iters):
-    """The iteration-count choice on scene-0523's time split (see --select); prints and writes select.md."""
+def _report(path, title, header, rows):
+    """A markdown table under ``title``, written atomically to ``path`` and printed."""
     from pc_kd.utils.io import atomic_write
 
-    checkpoints = [iters // 4, iters // 2, 3 * iters // 4, iters]
-    scores = real.select_on_train_scene(root, nusc, work / "infos", work / "select", iters, checkpoints)
-    lines = [f"LiDAR detector trained on the first 30 frames of {real.TRAIN_SCENE} ({iters} iterations), checkpoints "
-             f"scored on its last 10 frames (held out) and on the 30 trained on:",
-             "| iteration | held-out mAP | held-out car AP | held-out NDS | fitted mAP | fitted car AP |",
-             "|---|---|---|---|---|---|"]
-    for it, parts in scores.items():
-        held, fit = parts["held_out"], parts["fitted"]
-        lines.append(f"| {it} | {held['mean_ap']:.3f} | {held['mean_dist_aps']['car']:.3f} | {held['nd_score']:.3f} | "
-                     f"{fit['mean_ap']:.3f} | {fit['mean_dist_aps']['car']:.3f} |")
+    lines = [title, "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     report = "\n".join(lines) + "\n"
-    with atomic_write(work / "select.md") as tmp:
+    with atomic_write(path) as tmp:
         Path(tmp).write_text(report)
     print(report)
+
+
+def select(real, root, nusc, work, iters):
+    """The iteration-count choice on scene-0523's time split (see --select); prints and writes select.md."""
+    checkpoints = [iters // 4, iters // 2, 3 * iters // 4, iters]
+    scores = real.select_on_train_scene(root, nusc, work / "infos", work / "select", iters, checkpoints)
+    rows = [[it, *(f"{v:.3f}" for v in (p["held_out"]["mean_ap"], p["held_out"]["mean_dist_aps"]["car"],
+                                        p["held_out"]["nd_score"], p["fitted"]["mean_ap"],
+                                        p["fitted"]["mean_dist_aps"]["car"]))] for it, p in scores.items()]
+    _report(work / "select.md", f"LiDAR detector trained on the first 30 frames of {real.TRAIN_SCENE} ({iters} "
+            "iterations), checkpoints scored on its last 10 frames (held out) and on the 30 trained on:",
+            ["iteration", "held-out mAP", "held-out car AP", "held-out NDS", "fitted mAP", "fitted car AP"], rows)
+    return scores
+
+
+def select_depth(real, root, work, iters):
+    """The ray-encoding choice on scene-0523's time split (see --select-depth); prints and writes
+    select_depth.md."""
+    scores = real.select_depth_on_train_scene(root, work / "infos", work / "select_depth", iters)
+    rows = [[key, *(f"{v:.3f}" for v in (p["depth net"]["bin_accuracy"], p["depth net"]["abs_rel"],
+                                         p["row prior"]["bin_accuracy"], p["row prior"]["abs_rel"])),
+             p["depth net"]["pixels"]] for key, p in scores.items()]
+    _report(work / "select_depth.md", f"Camera config trained on the first 30 frames of {real.TRAIN_SCENE} ({iters} "
+            "iterations), the depth net scored on its last 10 frames (held out):",
+            ["depth net", "bin accuracy", "abs-rel", "row prior bin accuracy", "row prior abs-rel", "pixels"], rows)
     return scores
 
 

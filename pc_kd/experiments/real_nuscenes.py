@@ -22,7 +22,7 @@ from pc_kd.experiments.common import seeded_config, write_run_record
 
 __all__ = ["VERSION", "TRAIN_SCENE", "VAL_SCENE", "CONFIGS", "convert", "run_options", "train_or_reuse",
            "scene_loader", "predict_results", "reference_results", "score_both", "depth_scores", "pictures",
-           "format_table"]
+           "format_table", "select_on_train_scene", "select_depth_on_train_scene"]
 
 VERSION = "v1.0-trainval"
 TRAIN_SCENE, VAL_SCENE = "scene-0523", "scene-0916"
@@ -157,13 +157,14 @@ def score_both(nuscenes_root, nusc, results_json, scene: str) -> dict:
                 classes_with_gt=present)
 
 
-def _depth_batches(runner, split: str):
-    """(collated batch, inputs after the data preprocessor) per frame of ``split`` with LiDAR depth maps."""
+def _depth_batches(runner, split: str, frames: Optional[Sequence[int]] = None):
+    """(model, inputs after the data preprocessor) per frame of ``split`` (those at ``frames``, default all) with
+    LiDAR depth maps."""
     from pc_kd.engine.runner import bare_model
 
     model = bare_model(runner.model).eval()
     dataset = runner.build_dataloader(scene_loader(runner.cfg, split)).dataset
-    for i in range(len(dataset)):
+    for i in (range(len(dataset)) if frames is None else frames):
         batch = pseudo_collate([dataset[i]])
         with torch.no_grad():
             yield model, model.data_preprocessor(batch, False)["inputs"]
@@ -177,20 +178,24 @@ def _depth_against_lidar(model, inputs, predict: bool = True):
     prob = None
     if predict:
         with torch.no_grad():
-            feats = model.camera_encoder.image_encoder(inputs["imgs"].flatten(0, 1))
-            prob = lss.depth_net(feats)[:, :lss.num_bins].softmax(1)
+            imgs = inputs["imgs"]
+            feats = model.camera_encoder.image_encoder(imgs.flatten(0, 1))
+            feats = feats.view(*imgs.shape[:2], *feats.shape[1:])
+            prob = lss.depth_and_context(feats, inputs["lidar2img"])[:, :lss.num_bins].softmax(1)
     centres = lss.start + (torch.arange(lss.num_bins, dtype=torch.float32) + 0.5) * lss.step
     return prob, lss.depth_targets(inputs["depth_maps"])[0], centres
 
 
-def depth_scores(runner, train_split: str = "train", test_split: str = "val") -> dict:
+def depth_scores(runner, train_split: str = "train", test_split: str = "val", train_frames: Optional[Sequence[int]]
+                 = None, test_frames: Optional[Sequence[int]] = None) -> dict:
     """The camera depth net against LiDAR depth on the frames of ``test_split``, per feature pixel whose LiDAR
     target (the nearest depth in its stride x stride patch, as the depth loss takes it) lies in the bins: bin
     accuracy (predicted bin = target bin) and abs-rel (``|d - d_lidar| / d_lidar``, ``d`` the expected depth
     over the predicted distribution at bin centres, ``d_lidar`` the centre of the target bin); and the same two numbers of a baseline predicting for every
-    pixel its image row's mean LiDAR depth over the frames of ``train_split`` (all cameras)."""
+    pixel its image row's mean LiDAR depth over the frames of ``train_split`` (all cameras). ``train_frames`` /
+    ``test_frames``: only those frames of the split (indices, default all)."""
     sums = rows = None
-    for model, inputs in _depth_batches(runner, train_split):
+    for model, inputs in _depth_batches(runner, train_split, train_frames):
         _, target, centres = _depth_against_lidar(model, inputs, predict=False)
         depth = centres[target.clamp(min=0)]
         ok = target >= 0
@@ -200,7 +205,7 @@ def depth_scores(runner, train_split: str = "train", test_split: str = "val") ->
     row_mean = sums / rows.clamp(min=1)
     hits = {"depth net": [0, 0.0], "row prior": [0, 0.0]}
     count = 0
-    for model, inputs in _depth_batches(runner, test_split):
+    for model, inputs in _depth_batches(runner, test_split, test_frames):
         lss = model.camera_encoder.view_transform
         prob, target, centres = _depth_against_lidar(model, inputs)
         ok = target >= 0
@@ -308,4 +313,24 @@ def select_on_train_scene(nuscenes_root, nusc, info_root, work_dir, iters: int, 
         path = predict_results(runner, "train", Path(work_dir) / f"results_iter_{it}.json")
         out[it] = {part: metrics_summary(score_results(nusc, path, [TRAIN_SCENE], samples=chosen))
                    for part, chosen in (("held_out", tokens[fit_frames:]), ("fitted", tokens[:fit_frames]))}
+    return out
+
+
+def select_depth_on_train_scene(nuscenes_root, info_root, work_dir, iters: int = 500, fit_frames: int = 30) -> dict:
+    """Choose the camera depth net's ray encoding on scene-0523 alone: the camera config trained on its first
+    ``fit_frames`` frames (in time) for ``iters`` iterations without and with ``ray_encoding``, the depth net scored
+    on its remaining frames against the row prior of the frames trained on (:func:`depth_scores`). Returns
+    ``{"without rays" | "with rays": depth_scores}``; scene-0916 is not read."""
+    from pc_kd.utils.io import load_pickle
+
+    count = len(load_pickle(Path(info_root) / "nuscenes_infos_train.pkl")["data_list"])
+    out = {}
+    for key, rays in (("without rays", False), ("with rays", True)):
+        run_dir = Path(work_dir) / ("rays" if rays else "no_rays")
+        options = dict(run_options(nuscenes_root, info_root, run_dir))
+        options["train_dataloader.dataset.indices"] = list(range(fit_frames))
+        options["model.camera_encoder.view_transform.ray_encoding"] = rays
+        runner, _ = train_or_reuse(CONFIGS["camera"], run_dir, options, f"select_depth_{run_dir.name}", iters)
+        out[key] = depth_scores(runner, "train", "train", train_frames=range(fit_frames),
+                                test_frames=range(fit_frames, count))
     return out

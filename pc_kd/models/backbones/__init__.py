@@ -4,6 +4,7 @@ from .sweep_motion import SweepMotion
 from .second import SECOND
 from .sparse_encoder import SparseEncoder8x
 from .image_teachers import ModuleTeacher, TimmTeacher, TinySegNet, TorchvisionTeacher
+from .espnetv2 import ESPNetV2Teacher
 from .spconv_unet import SpconvUNet
 
-__all__ = ["CameraBEVEncoder", "ImageEncoder", "LSSTransform", "PillarBEVEncoder", "SweepMotion", "SECOND", "SparseEncoder8x", "ModuleTeacher", "TimmTeacher", "TinySegNet", "TorchvisionTeacher", "SpconvUNet"]
+__all__ = ["CameraBEVEncoder", "ImageEncoder", "LSSTransform", "PillarBEVEncoder", "SweepMotion", "SECOND", "SparseEncoder8x", "ModuleTeacher", "TimmTeacher", "TinySegNet", "TorchvisionTeacher", "ESPNetV2Teacher", "SpconvUNet"]

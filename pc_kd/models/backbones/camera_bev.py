@@ -99,19 +99,27 @@ class LSSTransform(nn.Module):
     (``depth_maps``, 0 = none), one-hot over the bins; binary cross-entropy on the pixels with a target in range,
     summed over bins, / max(1, #pixels), x ``depth_loss_weight`` (3).
 
+    Ray encoding (``ray_encoding=True``): the depth net also reads, per feature pixel, the unit direction of its
+    ray and the height of its camera's centre, both in the LiDAR frame (4 channels, from ``lidar2img``), so that
+    the ground's depth along a ray (camera height / how steeply the ray points down) and the rig's geometry are
+    inputs rather than something the image features must carry (PETR-style ray coordinates; BEVDepth feeds the
+    camera parameters to its depth net for the same reason).
+
     Args:
         depth_bins: ``(start, stop, step)`` metres.
         grid: the BEV grid (``BEVGrid`` fields: x_range, y_range, z_range, cell).
+        ray_encoding: concatenate the 4 ray channels to the depth net's input.
     """
 
     def __init__(self, in_channels: int, out_channels: int, depth_bins: Sequence[float], grid: dict, stride: int,
-                 depth_loss_weight: float = 3.0):
+                 depth_loss_weight: float = 3.0, ray_encoding: bool = False):
         super().__init__()
         self.start, self.stop, self.step = (float(v) for v in depth_bins)
         self.num_bins = int(round((self.stop - self.start) / self.step))
         self.grid = BEVGrid.from_any(grid)
         self.stride, self.out_channels, self.depth_loss_weight = stride, out_channels, depth_loss_weight
-        self.depth_net = nn.Sequential(_conv(in_channels, in_channels),
+        self.ray_encoding = ray_encoding
+        self.depth_net = nn.Sequential(_conv(in_channels + (4 if ray_encoding else 0), in_channels),
                                        nn.Conv2d(in_channels, self.num_bins + out_channels, 1))
 
     def frustum(self, lidar2img: torch.Tensor, bev_aug: torch.Tensor, hw) -> torch.Tensor:
@@ -128,10 +136,36 @@ class LSSTransform(nn.Module):
         pts = torch.einsum("bvij,dhwj->bvdhwi", img2bev, pix)[..., :3]
         return pts.to(torch.float32)
 
+    def rays(self, lidar2img: torch.Tensor, hw) -> torch.Tensor:
+        """``[B, V, 4, h, w]``: the unit direction (x, y, z) of the ray through each feature pixel's centre
+        ``((j + 0.5) s, (i + 0.5) s)`` and the z of its camera's centre, in the LiDAR frame (``lidar2img [B, V, 4,
+        4]`` maps LiDAR points to ``(u d, v d, d, 1)``, so its inverse maps ``(0, 0, 0, 1)`` to the camera centre and
+        ``(u, v, 1, 1)`` to the ray's point at depth 1)."""
+        h, w = hw
+        dev = lidar2img.device
+        v = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5) * self.stride
+        u = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5) * self.stride
+        v, u = torch.meshgrid(v, u, indexing="ij")
+        pix = torch.stack([u, v, torch.ones_like(u), torch.ones_like(u)], -1)  # [h, w, 4]
+        inv = torch.linalg.inv(lidar2img.double())  # [B, V, 4, 4]
+        centre = inv[..., :3, 3]  # [B, V, 3]
+        ray = torch.einsum("bvij,hwj->bvhwi", inv, pix)[..., :3] - centre[:, :, None, None]
+        ray = ray / ray.norm(dim=-1, keepdim=True)
+        height = centre[:, :, None, None, 2:].expand(*ray.shape[:-1], 1)
+        return torch.cat([ray, height], -1).permute(0, 1, 4, 2, 3).to(torch.float32)
+
+    def depth_and_context(self, feats: torch.Tensor, lidar2img: torch.Tensor) -> torch.Tensor:
+        """The depth net on ``feats [B, V, C_in, h, w]`` (with the rays of ``lidar2img`` when ``ray_encoding``):
+        ``[B * V, D + out_channels, h, w]``, the depth logits first."""
+        B, V, C, h, w = feats.shape
+        if self.ray_encoding:
+            feats = torch.cat([feats, self.rays(lidar2img, (h, w)).to(feats.dtype)], 2)
+        return self.depth_net(feats.flatten(0, 1))
+
     def forward(self, feats: torch.Tensor, lidar2img: torch.Tensor, bev_aug: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Returns ``bev [B, out_channels, H, W]`` and ``depth [B, V, D, h, w]`` (probabilities)."""
         B, V, C, h, w = feats.shape
-        x = self.depth_net(feats.flatten(0, 1))
+        x = self.depth_and_context(feats, lidar2img)
         depth = x[:, :self.num_bins].softmax(1).view(B, V, self.num_bins, h, w)
         context = x[:, self.num_bins:].view(B, V, self.out_channels, h, w)
         bev = bev_pool(depth, context, self.frustum(lidar2img, bev_aug, (h, w)), self.grid)
