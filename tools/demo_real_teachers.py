@@ -21,20 +21,18 @@ def pictures(teacher, scene_dir, results, out_dir, frame: str = "00165"):
     import torch
     from PIL import Image
 
-    from pc_kd.experiments.real_teachers import VOC_TO_NYU40, scannet_vertices
+    from pc_kd.experiments.real_teachers import (ZERO_SHOT_CLASSES, scannet_vertices, truth_classes,
+                                                 zero_shot_classes)
     from pc_kd.visualization import plot_bev_labels
     from pc_kd.visualization.bev import label_palette, save_figure
 
     points, nyu40 = scannet_vertices(scene_dir)
-    classes = list(VOC_TO_NYU40) + ["not these"]
-    truth = np.full(len(points), len(classes) - 1)
-    for k, nyu in enumerate(VOC_TO_NYU40.values()):
-        truth[nyu40 == nyu] = k
+    classes = ZERO_SHOT_CLASSES
+    truth = truth_classes(nyu40)
     truth[nyu40 == 0] = 255
     sets, titles = [], []
     for visibility, r in results.items():
-        lookup = {name: k for k, name in enumerate(classes[:-1])}
-        labels = np.array([lookup.get(n, len(classes) - 1) for n in r["labels"]])
+        labels = zero_shot_classes(r["labels"])
         labels[r["count"] == 0] = 255
         sets.append(labels)
         titles.append(f"zero-shot, visibility={visibility} ({r['seen'] * 100:.0f} % seen; grey: unseen)")

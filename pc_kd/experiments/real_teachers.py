@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
-__all__ = ["SCANNET_SCENE", "VOC_TO_NYU40", "scannet_frames", "scannet_vertices", "zero_shot_scores",
+__all__ = ["SCANNET_SCENE", "VOC_TO_NYU40", "ZERO_SHOT_CLASSES", "zero_shot_classes", "truth_classes", "scannet_frames", "scannet_vertices", "zero_shot_scores",
            "fuse_and_score_indoor", "format_indoor_table"]
 
 SCANNET_SCENE = "scannet_scene0000_00"
@@ -62,15 +62,28 @@ def scannet_vertices(scene_dir):
     return vertices[:, :3].astype(np.float64), labels
 
 
+ZERO_SHOT_CLASSES = list(VOC_TO_NYU40) + ["not these"]
+
+
+def zero_shot_classes(names: Sequence[str]) -> np.ndarray:
+    """Teacher class names -> indices into :data:`ZERO_SHOT_CLASSES` (any other name: ``not these``)."""
+    lookup = {name: k for k, name in enumerate(VOC_TO_NYU40)}
+    return np.array([lookup.get(n, len(VOC_TO_NYU40)) for n in names], dtype=np.int64)
+
+
+def truth_classes(nyu40: np.ndarray) -> np.ndarray:
+    """nyu40 ids -> indices into :data:`ZERO_SHOT_CLASSES` (unannotated vertices too are ``not these``)."""
+    out = np.full(len(nyu40), len(VOC_TO_NYU40), dtype=np.int64)
+    for k, nyu in enumerate(VOC_TO_NYU40.values()):
+        out[nyu40 == nyu] = k
+    return out
+
+
 def zero_shot_scores(pred_names: Sequence[str], nyu40: np.ndarray, seen: np.ndarray) -> dict:
     """Per class of :data:`VOC_TO_NYU40` and ``not these``: IoU and precision of the zero-shot labels over the
     labelled vertices (nyu40 > 0); an unseen vertex's label is ``not these`` (the teacher says nothing of it)."""
-    classes = list(VOC_TO_NYU40) + ["not these"]
-    gt = np.full(len(nyu40), len(classes) - 1)
-    for k, nyu in enumerate(VOC_TO_NYU40.values()):
-        gt[nyu40 == nyu] = k
-    lookup = {name: k for k, name in enumerate(classes[:-1])}
-    pred = np.array([lookup.get(n, len(classes) - 1) for n in pred_names])
+    classes = ZERO_SHOT_CLASSES
+    gt, pred = truth_classes(nyu40), zero_shot_classes(pred_names)
     pred[~seen] = len(classes) - 1
     keep = nyu40 > 0
     gt, pred = gt[keep], pred[keep]
@@ -110,7 +123,7 @@ def fuse_and_score_indoor(teacher, scene_dir, visibilities=("depth", "zbuffer", 
 
 
 def format_indoor_table(results: Dict[str, dict]) -> str:
-    classes = list(VOC_TO_NYU40) + ["not these"]
+    classes = ZERO_SHOT_CLASSES
     head = "| visibility | vertices seen | " + " | ".join(f"IoU {c} | precision {c}" for c in classes) + " | fusion s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     fmt = lambda v: "-" if v != v else f"{v:.3f}"  # noqa: E731

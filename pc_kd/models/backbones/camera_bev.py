@@ -122,15 +122,19 @@ class LSSTransform(nn.Module):
         self.depth_net = nn.Sequential(_conv(in_channels + (4 if ray_encoding else 0), in_channels),
                                        nn.Conv2d(in_channels, self.num_bins + out_channels, 1))
 
+    def _pixel_centres(self, h: int, w: int, device):
+        """Image rows ``v [h]`` and columns ``u [w]`` (float64 pixels) of the feature pixels' centres."""
+        v = (torch.arange(h, device=device, dtype=torch.float64) + 0.5) * self.stride
+        u = (torch.arange(w, device=device, dtype=torch.float64) + 0.5) * self.stride
+        return v, u
+
     def frustum(self, lidar2img: torch.Tensor, bev_aug: torch.Tensor, hw) -> torch.Tensor:
         """``[B, V, D, h, w, 3]`` frustum points in the BEV frame from ``lidar2img [B, V, 4, 4]`` and ``bev_aug
         [B, 4, 4]``."""
         h, w = hw
         dev = lidar2img.device
         d = self.start + self.step * torch.arange(self.num_bins, device=dev, dtype=torch.float64)
-        v = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5) * self.stride
-        u = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5) * self.stride
-        d, v, u = torch.meshgrid(d, v, u, indexing="ij")
+        d, v, u = torch.meshgrid(d, *self._pixel_centres(h, w, dev), indexing="ij")
         pix = torch.stack([u * d, v * d, d, torch.ones_like(d)], -1)  # [D, h, w, 4]
         img2bev = bev_aug.double()[:, None] @ torch.linalg.inv(lidar2img.double())  # [B, V, 4, 4]
         pts = torch.einsum("bvij,dhwj->bvdhwi", img2bev, pix)[..., :3]
@@ -143,9 +147,7 @@ class LSSTransform(nn.Module):
         ``(u, v, 1, 1)`` to the ray's point at depth 1)."""
         h, w = hw
         dev = lidar2img.device
-        v = (torch.arange(h, device=dev, dtype=torch.float64) + 0.5) * self.stride
-        u = (torch.arange(w, device=dev, dtype=torch.float64) + 0.5) * self.stride
-        v, u = torch.meshgrid(v, u, indexing="ij")
+        v, u = torch.meshgrid(*self._pixel_centres(h, w, dev), indexing="ij")
         pix = torch.stack([u, v, torch.ones_like(u), torch.ones_like(u)], -1)  # [h, w, 4]
         inv = torch.linalg.inv(lidar2img.double())  # [B, V, 4, 4]
         centre = inv[..., :3, 3]  # [B, V, 3]

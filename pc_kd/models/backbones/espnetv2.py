@@ -363,11 +363,6 @@ class ESPNetV2Teacher(_FrozenTeacher):
         self.feat_channels = info["proj"]
         self.freeze()
 
-    def _normalised(self, images):
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"ESPNetV2Teacher: images must be [B, 3, H, W] RGB in 0..1, got {tuple(images.shape)}")
-        return (images.float() - self.mean) / self.std
-
     def _scaled(self, x):
         if self.input_scale == 1.0:
             return x
@@ -380,7 +375,7 @@ class ESPNetV2Teacher(_FrozenTeacher):
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 3, H, W]`` RGB in 0..1 -> class logits ``[B, classes, H, W]`` (float32)."""
-        logits = self.model(self._scaled(self._normalised(images)))[1].float()
+        logits = self.model(self._scaled(self.normalised(images.float())))[1].float()
         if logits.shape[-2:] != images.shape[-2:]:
             logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
         return logits

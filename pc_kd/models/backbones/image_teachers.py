@@ -50,13 +50,17 @@ class _FrozenTeacher(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # a teacher stays in eval mode
 
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``images [B, 3, H, W]`` RGB in 0..1 -> features ``[B, C, H / stride, W / stride]`` (float32)."""
+    def normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, 3, H, W]`` RGB in 0..1, checked, normalised with the teacher's mean / std."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"{type(self).__name__}: images must be [B, 3, H, W] RGB in 0..1, got "
                              f"{tuple(images.shape)}")
-        x = (images - self.mean) / self.std
+        return (images - self.mean) / self.std
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, 3, H, W]`` RGB in 0..1 -> features ``[B, C, H / stride, W / stride]`` (float32)."""
+        x = self.normalised(images)
         with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=self.fp16 and x.is_cuda):
             feats = self.features(x)
         if feats.ndim != 4:
