@@ -1,7 +1,10 @@
 """Multi-view back-projection: pc_kd's fused op against an OpenScene-style per-view loop and a vectorised
-all-views PyTorch version, on the same random room, in one run.
+all-views PyTorch version, on the same random room, in one run; with ``--real-scannet`` on the REAL ScanNet
+scene0000_00 instead: its 81369 vertices, the 100 posed RGB-D frames and the PASCAL VOC ESPNetv2 teacher's features
+of them (images at half size; computed once, untimed; the frames scaled to the feature maps for both methods).
 
     python benchmarks/bench_backproject.py [--points 200000] [--views 50] [--channels 64 512] [--device cpu|cuda]
+    python benchmarks/bench_backproject.py --real-scannet $PC_KD_REAL_DATA [--views 100]
 
 Prints JSON: seconds, time ratios (anchor / pc_kd), peak memory beyond the inputs, the output size, the
 largest difference between the outputs, and on CUDA the achieved bytes/s.
@@ -53,6 +56,32 @@ def make_scene(n, v, c, feat_hw, device, seed=0):
     return pts.float().to(device), feats.to(device), lidar2img.float().to(device), depth.to(device)
 
 
+def real_scannet(real_root, views, device):
+    """The real scene's vertices, the VOC teacher's features of its first ``views`` frames (as fusion computes
+    them), ``lidar2img`` scaled to the feature maps and the depth maps resized to them, and the teacher's seconds."""
+    import time as _time
+
+    import torch.nn.functional as F
+
+    from pc_kd.experiments.real_teachers import SCANNET_SCENE, scannet_frames, scannet_vertices
+    from pc_kd.models.backbones.espnetv2 import ESPNetV2Teacher
+    from pc_kd.projection.fusion import load_frames
+
+    scene = f"{real_root}/{SCANNET_SCENE}"
+    points, _ = scannet_vertices(scene)
+    images, lidar2img, depth = load_frames(scannet_frames(scene)[:views], SCANNET_SCENE)
+    teacher = ESPNetV2Teacher(weights=f"{real_root}/teachers/espnetv2_s_2.0_pascal_384x384.pth", input_scale=0.5)
+    start = _time.perf_counter()
+    with torch.no_grad():
+        feats = torch.cat([teacher(images[i:i + 8]) for i in range(0, len(images), 8)])
+    teacher_s = _time.perf_counter() - start
+    h, w = feats.shape[2:]
+    scale = torch.diag(torch.tensor([w / images.shape[3], h / images.shape[2], 1.0, 1.0], dtype=torch.float64))
+    depth = F.interpolate(depth[:, None], size=(h, w), mode="nearest")[:, 0]
+    return (torch.from_numpy(points).float().to(device), feats.to(device), (scale @ lidar2img).float().to(device),
+            depth.to(device), teacher_s)
+
+
 def openscene_loop(points, feats, lidar2img, depth, image_hw):
     """Per view: project, take the pixel, depth test, gather the feature column, sum and count."""
     h, w = image_hw
@@ -101,14 +130,20 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the result here")
+    parser.add_argument("--real-scannet", metavar="REAL_DATA", help="the real-data folder: time on ScanNet "
+                        "scene0000_00's vertices, frames and the VOC ESPNetv2 teacher's features instead")
     args = parser.parse_args()
     hw = tuple(args.feat_hw)
     rows = []
-    for c in args.channels:
-        points, feats, lidar2img, depth = make_scene(args.points, args.views, c, hw, args.device)
-        out_bytes = args.points * c * 4
-        row = dict(points=args.points, views=args.views, channels=c, feat_hw=list(hw),
-                   input_bytes=feats.numel() * 4, output_bytes=out_bytes)
+    scenes = ([real_scannet(args.real_scannet, args.views, args.device)] if args.real_scannet else
+              (make_scene(args.points, args.views, c, hw, args.device) + (None,) for c in args.channels))
+    for points, feats, lidar2img, depth, teacher_s in scenes:
+        hw, c, n = tuple(feats.shape[2:]), feats.shape[1], len(points)
+        out_bytes = n * c * 4
+        row = dict(points=n, views=len(feats), channels=c, feat_hw=list(hw), input_bytes=feats.numel() * 4,
+                   output_bytes=out_bytes)
+        if teacher_s is not None:
+            row.update(scene="real ScanNet scene0000_00, ESPNetv2 (PASCAL VOC) features", teacher_s=teacher_s)
 
         def ours():
             return backproject_features(points, feats, lidar2img, hw, visibility="depth", depth_maps=depth,
@@ -118,7 +153,7 @@ def main():
         row.update(pc_kd_s=t_ours, pc_kd_peak_bytes=m_ours, pc_kd_peak_over_output=m_ours / out_bytes,
                    visible_pairs=int(n_ours.sum()))
         if args.device == "cuda":  # bytes that must move: samples read + output written + geometry
-            moved = int(n_ours.sum()) * c * 4 + out_bytes + args.views * args.points * 12
+            moved = int(n_ours.sum()) * c * 4 + out_bytes + len(feats) * n * 12
             row["pc_kd_bytes_per_s"] = moved / t_ours
         t_loop, m_loop, (o_loop, n_loop) = timed(lambda: openscene_loop(points, feats, lidar2img, depth, hw),
                                                  args.device, args.repeats)
@@ -126,7 +161,7 @@ def main():
                    max_abs_diff_vs_loop=float((o_loop - o_ours).abs().max()),
                    same_view_counts=bool(torch.equal(n_loop.long(), n_ours)))
         del o_loop
-        vec_bytes = args.views * args.points * c * 4
+        vec_bytes = len(feats) * n * c * 4
         free = (torch.cuda.mem_get_info()[0] if args.device == "cuda"
                 else int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) * 1024)
         if 2.2 * vec_bytes < free:

@@ -31,8 +31,8 @@ TOOLS = {
     "demo": ("demo.py", "the image -> 3D distillation demo (table + pictures)"),
     "demo-bev": ("demo_bev.py", "BEV detection and cross-modal BEV distillation demo"),
     "demo-real": ("demo_real.py", "REAL nuScenes: two scenes converted, detectors trained and scored (pc_kd + devkit)"),
-    "demo-real-teachers": ("demo_real_teachers.py", "a REAL pretrained 2D teacher (ESPNetv2) fused into a real ScanNet "
-                                                    "scan, zero-shot labels scored"),
+    "demo-real-teachers": ("demo_real_teachers.py", "REAL pretrained 2D teachers (ESPNetv2) fused into a real ScanNet "
+                                                    "scan and into real nuScenes LiDAR, distilled into a point student"),
 }
 
 

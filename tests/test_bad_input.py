@@ -10,6 +10,7 @@ import torch
 from pc_kd.datasets import NuScenesDataset, ScanNetDataset
 from pc_kd.datasets.transforms import LoadAnnotations3D, LoadPointsFromFile
 from pc_kd.engine import AtomicLocalBackend, CheckpointFileError, ConfigError, check_config_keys, load_local_checkpoint
+from pc_kd.utils.checks import DataError
 from pc_kd.utils.io import atomic_write, dump_pickle_atomic, read_matrix_txt
 
 
@@ -206,3 +207,64 @@ def test_teacher_frames_without_2d_labels_are_named():
         load_labelled_frames(Frames([{"img_path": "rooms/frame_007.jpg"}]))
     with pytest.raises(ValueError, match="lists no frames"):
         load_labelled_frames(Frames([]))
+
+
+def test_depth_maps_of_another_aspect_ratio_are_refused_with_the_fix(tmp_path):
+    """A depth map of the colour frame's aspect ratio is the colour view scaled (ScanNet's 640 x 480 for 1296 x 968)
+    and is resized; one of another aspect ratio has intrinsics of its own that pc_kd does not have: named, with
+    the fix."""
+    from PIL import Image
+
+    from pc_kd.projection.fusion import MissingFrameError, load_frames
+
+    Image.fromarray(np.zeros((97, 129, 3), np.uint8)).save(tmp_path / "0.jpg")
+    frame = dict(img_path=str(tmp_path / "0.jpg"), cam2world=np.eye(4), cam2img=np.eye(3),
+                 depth_path=str(tmp_path / "0.png"), depth_shift=1000.0)
+    Image.fromarray(np.full((48, 64), 1000, np.uint16)).save(tmp_path / "0.png")  # 4:3 like 129 x 97
+    _, _, depth = load_frames([frame], "scene_a")
+    assert depth.shape == (1, 97, 129) and float(depth.max()) == 1.0
+    Image.fromarray(np.full((36, 64), 1000, np.uint16)).save(tmp_path / "0.png")  # 16:9
+    with pytest.raises(MissingFrameError, match=r"scene scene_a: depth image .*0\.png is 64 x 36 for a 129 x 97 "
+                                                r"colour frame.*Register the depth maps"):
+        load_frames([frame], "scene_a")
+
+
+def test_scannet_frames_without_intrinsics_pose_or_colour_are_named(tmp_path):
+    from pc_kd.experiments.real_teachers import scannet_frames
+
+    frames = tmp_path / "scene" / "frames"
+    frames.mkdir(parents=True)
+    with pytest.raises(DataError, match=r"frames: no intrinsic_color\.txt"):
+        scannet_frames(tmp_path / "scene")
+    np.savetxt(frames / "intrinsic_color.txt", np.eye(4))
+    with pytest.raises(DataError, match=r"frames: no <frame>\.jpg colour frames"):
+        scannet_frames(tmp_path / "scene")
+    (frames / "00000.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"00000\.jpg: no pose file 00000\.txt"):
+        scannet_frames(tmp_path / "scene")
+    np.savetxt(frames / "00000.txt", np.full((4, 4), -np.inf))
+    with pytest.raises(DataError, match=r"00000\.txt: not a valid 4x4 camera-to-world pose.*drop the frame"):
+        scannet_frames(tmp_path / "scene")
+
+
+def test_a_class_mapping_naming_a_class_the_teacher_lacks_is_named():
+    from pc_kd.experiments.real_nuscenes_points import CITYSCAPES_TO_BOX_CLASSES, class_mapping
+    from pc_kd.models.backbones.espnetv2 import CITYSCAPES_CLASSES
+
+    index = class_mapping(CITYSCAPES_CLASSES, CITYSCAPES_TO_BOX_CLASSES)
+    assert [CITYSCAPES_CLASSES[i] for i in np.flatnonzero(index != 8)] == ["person", "rider", "car", "truck", "bus",
+                                                                            "train", "motorcycle", "bicycle"]
+    with pytest.raises(DataError, match=r"\['pedestrian'\] not among the teacher's classes \['road', 'sidewalk'"):
+        class_mapping(CITYSCAPES_CLASSES, dict(CITYSCAPES_TO_BOX_CLASSES, pedestrian="pedestrian"))
+    with pytest.raises(DataError, match=r"target class\(es\) \['cars'\] not among"):
+        class_mapping(CITYSCAPES_CLASSES, dict(CITYSCAPES_TO_BOX_CLASSES, car="cars"))
+
+
+def test_per_column_feature_scales_and_a_wrong_count_is_named(tmp_path):
+    """``color_scale`` per feature column: nuScenes intensity 0..255 -> 0..1 beside the height kept in metres."""
+    points = np.array([[1.0, 2.0, -1.5, 255.0, 7.0], [0.0, 0.0, 0.5, 51.0, 3.0]], np.float32)
+    path = _points_file(tmp_path, points)
+    out = LoadPointsFromFile(load_dim=5, use_dim=(0, 1, 2, 3, 2), color_scale=(255.0, 1.0))({"lidar_path": path})
+    np.testing.assert_allclose(out["points"], [[1, 2, -1.5, 1.0, -1.5], [0, 0, 0.5, 0.2, 0.5]], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"color_scale \(255.0, 1.0, 1.0\) has 3 values for 2 feature columns"):
+        LoadPointsFromFile(load_dim=5, use_dim=(0, 1, 2, 3, 2), color_scale=(255.0, 1.0, 1.0))({"lidar_path": path})

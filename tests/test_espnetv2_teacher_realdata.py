@@ -208,3 +208,20 @@ def test_voc_teacher_sofa_pixels_fall_on_scannet_sofa_vertices(teachers, real_da
     broken_precision, broken_total = _sofa_precision(_swap_two_batchnorms(ESPNetV2Teacher(weights=str(teachers / VOC))),
                                                      scene)
     assert broken_total < 100 or broken_precision < 0.85, (broken_precision, broken_total)
+
+
+def test_the_random_weight_baseline_is_the_same_network_knowing_nothing(city):
+    """The indoor table's trivial baseline: same modules and classes, every weight re-drawn, BatchNorm statistics
+    fresh; the trained teacher is untouched."""
+    from pc_kd.experiments.real_teachers import with_random_weights
+
+    before = {k: v.clone() for k, v in city.state_dict().items()}
+    random = with_random_weights(city)
+    assert random.class_names == city.class_names and set(random.state_dict()) == set(before)
+    assert all(torch.equal(city.state_dict()[k], v) for k, v in before.items())
+    changed = [k for k, v in random.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert len(changed) > 0.9 * sum(v.is_floating_point() for v in before.values())
+    images = torch.rand(1, 3, 64, 96)
+    assert random(images).shape == city(images).shape
+    assert not torch.allclose(random.logits(images), city.logits(images))
+    assert torch.equal(with_random_weights(city).logits(images), random.logits(images))  # seeded

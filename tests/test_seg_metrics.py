@@ -57,3 +57,35 @@ def test_one_rooms_miou_under_the_splits_matching_counts_unmatched_clusters_wron
     pred = np.array([0, 1, 1, -1, 0, 2])  # -1: a cluster the split's matching gave no class
     # class 0: tp 1, gt 2, predicted 1 -> 1/2; class 1: tp 1, gt 2, predicted 2 -> 1/3; class 2: 1; class 3 absent
     assert room_miou(pred, labels, 4) == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)
+
+
+def test_the_real_point_tables_iou_equals_sklearns_jaccard_over_all_frames():
+    """``iou_row`` (the real nuScenes point table): one confusion over every frame's points of the subset, equal to
+    scikit-learn's per-class Jaccard of the concatenated labels; the mean skips classes with no true point."""
+    from sklearn.metrics import jaccard_score
+
+    from pc_kd.experiments.real_nuscenes_points import POINT_CLASSES, iou_row
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for n in (37, 0, 101):
+        truth = rng.choice([0, 1, 3, 8], n, p=[0.2, 0.1, 0.1, 0.6])
+        frames.append(dict(truth=truth, pred=np.where(rng.random(n) < 0.6, truth, rng.integers(0, 9, n)),
+                           seen=rng.random(n) < 0.7))
+    classes = ["car", "truck", "bus", "pedestrian", "bicycle", "motorcycle", "other"]
+    for subset in ("seen", "unseen"):
+        keep = [f["seen"] if subset == "seen" else ~f["seen"] for f in frames]
+        truth = np.concatenate([f["truth"][k] for f, k in zip(frames, keep)])
+        pred = np.concatenate([f["pred"][k] for f, k in zip(frames, keep)])
+        labels = [POINT_CLASSES.index(c) for c in classes]
+        expected = jaccard_score(truth, pred, labels=labels, average=None, zero_division=0)
+        row = iou_row(frames, "pred", subset, classes)
+        assert row["points"] == len(truth)
+        present = [k for k, c in enumerate(labels) if (truth == c).any()]
+        assert set(present) == {0, 1, 3, 6}  # car, truck, pedestrian, other; bus, bicycle, motorcycle absent
+        for k, name in enumerate(classes):
+            if k in present:
+                assert row["iou"][name] == pytest.approx(expected[k], abs=1e-12)
+            else:
+                assert np.isnan(row["iou"][name])
+        assert row["mIoU"] == pytest.approx(expected[present].mean(), abs=1e-12)

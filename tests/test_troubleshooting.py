@@ -392,6 +392,23 @@ def frame_pose_invalid(tmp_path):
     return _raise(lambda: scannet_frames(tmp_path))
 
 
+def depth_aspect_mismatch(tmp_path):
+    from PIL import Image
+
+    from pc_kd.projection.fusion import load_frames
+    Image.fromarray(np.zeros((97, 129, 3), np.uint8)).save(tmp_path / "0.jpg")
+    Image.fromarray(np.full((36, 64), 1000, np.uint16)).save(tmp_path / "0.png")
+    frame = dict(img_path=str(tmp_path / "0.jpg"), cam2world=np.eye(4), cam2img=np.eye(3),
+                 depth_path=str(tmp_path / "0.png"))
+    return _raise(lambda: load_frames([frame], "scene_a"))
+
+
+def class_mapping_unknown(tmp_path):
+    from pc_kd.experiments.real_nuscenes_points import class_mapping
+    from pc_kd.models.backbones.espnetv2 import CITYSCAPES_CLASSES
+    return _raise(lambda: class_mapping(CITYSCAPES_CLASSES, {"pedestrian": "pedestrian"}))
+
+
 TRIGGERS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
             if callable(fn) and getattr(fn, "__module__", None) == __name__ and not name.startswith(("_", "test"))}
 

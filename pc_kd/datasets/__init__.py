@@ -3,10 +3,10 @@ from pc_kd.structures.class_names import IGNORE_INDEX, NUSCENES_CLASSES, S3DIS_C
 
 from . import transforms  # noqa: F401  (registers the transforms)
 from .indoor import S3DISDataset, ScanNetDataset
-from .nuscenes import NuScenesDataset
+from .nuscenes import NuScenesDataset, NuScenesPointDataset
 from .samplers import EpochSeededSampler, SampleDraw
 from .synthetic import SyntheticDrivingDataset, SyntheticIndoorDataset
 
 __all__ = ["IGNORE_INDEX", "NUSCENES_CLASSES", "S3DIS_CLASSES", "SCANNET20_CLASSES", "S3DISDataset",
-           "ScanNetDataset", "NuScenesDataset", "SyntheticIndoorDataset", "SyntheticDrivingDataset",
+           "ScanNetDataset", "NuScenesDataset", "NuScenesPointDataset", "SyntheticIndoorDataset", "SyntheticDrivingDataset",
            "EpochSeededSampler", "SampleDraw"]

@@ -6,7 +6,7 @@ from mmengine.logging import print_log
 
 from pc_kd.registry import DATASETS
 from pc_kd.structures import CameraRig
-from pc_kd.structures.class_names import NUSCENES_CLASSES
+from pc_kd.structures.class_names import NUSCENES_BOX_POINT_CLASSES, NUSCENES_CLASSES
 from pc_kd.utils.checks import DataError, check_transform
 
 from .base import InfoFileDataset
@@ -115,3 +115,19 @@ class NuScenesDataset(InfoFileDataset):
                                  f"centre, LiDAR frame), got {inst['bbox_3d']}")
         info["lidar2global"] = info["ego2global"] @ info["lidar2ego"]
         return info
+
+
+@DATASETS.register_module()
+class NuScenesPointDataset(InfoFileDataset):
+    """nuScenes LiDAR key frames as point clouds with per-point labels derived from the 3D boxes
+    (``NUSCENES_BOX_POINT_CLASSES``) and the six cameras as posed frames of the
+    cloud's frame (``images``: ``img_path``, ``cam2world = inv(lidar2cam)``, ``cam2img``): what image -> 3D fusion
+    (``fuse_dataset``) and point students read. Points ``[N, 5]``: x y z (LiDAR frame, metres), intensity 0..255,
+    ring. Info files from :func:`~pc_kd.datasets.converters.nuscenes_points.create_nuscenes_point_infos` (absolute
+    paths: the samples are read in place)."""
+
+    METAINFO = dict(classes=NUSCENES_BOX_POINT_CLASSES)
+    DEFAULT_PREFIX = dict(pts="", pts_semantic_mask="", pts_instance_mask="", img="")
+
+    def parse_data_info(self, info: dict) -> dict:
+        return self.parse_images(super().parse_data_info(info))

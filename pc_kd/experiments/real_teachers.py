@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 __all__ = ["SCANNET_SCENE", "VOC_TO_NYU40", "ZERO_SHOT_CLASSES", "zero_shot_classes", "truth_classes", "scannet_frames", "scannet_vertices", "zero_shot_scores",
-           "fuse_and_score_indoor", "format_indoor_table"]
+           "fuse_and_score_indoor", "format_indoor_table", "with_random_weights", "RANDOM_ROW"]
 
 SCANNET_SCENE = "scannet_scene0000_00"
 # the VOC classes that name ScanNet objects, and their nyu40 ids; every other labelled vertex is "not these"
@@ -97,34 +97,57 @@ def zero_shot_scores(pred_names: Sequence[str], nyu40: np.ndarray, seen: np.ndar
     return out
 
 
+def with_random_weights(teacher, seed: int = 0):
+    """A copy of ``teacher`` with every layer re-initialised (PyTorch's default init, ``seed``) and fresh
+    BatchNorm statistics: the same network and classes, knowing nothing (a table's trivial baseline)."""
+    import copy
+
+    torch.manual_seed(seed)
+    random = copy.deepcopy(teacher)
+    for module in random.modules():
+        if module is not random and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        if hasattr(module, "reset_running_stats"):
+            module.reset_running_stats()
+    return random.eval()
+
+
+RANDOM_ROW = "depth, random weights"
+
+
 def fuse_and_score_indoor(teacher, scene_dir, visibilities=("depth", "zbuffer", "none"), frame_step: int = 1,
-                          log=print) -> Dict[str, dict]:
+                          random_baseline: bool = True, log=print) -> Dict[str, dict]:
     """Fuse ``teacher`` (an :class:`~pc_kd.models.backbones.espnetv2.ESPNetV2Teacher`) into the scene's vertices
     once per visibility test and score the zero-shot labels: ``{visibility: {"seen": share of vertices seen by
     >= 1 frame, "scores": zero_shot_scores, "seconds": fusion time, "frames": count}}``. The depth test is
-    OpenScene's (``|d - z| <= 0.25 d``); the z-buffer one splats the projected vertices (radius 3 px)."""
+    OpenScene's (``|d - z| <= 0.25 d``); the z-buffer one splats the projected vertices (radius 3 px). With
+    ``random_baseline`` also :data:`RANDOM_ROW`: the same network with random weights (:func:`with_random_weights`)
+    fused with the depth test."""
     from pc_kd.projection.fusion import fuse_scene
 
     points, nyu40 = scannet_vertices(scene_dir)
     frames = scannet_frames(scene_dir, frame_step)
+    runs = [(v, v, teacher) for v in visibilities]
+    if random_baseline:
+        runs.append((RANDOM_ROW, "depth", with_random_weights(teacher)))
     out = {}
-    for visibility in visibilities:
+    for row, visibility, model in runs:
         start = time.perf_counter()
-        feats, count = fuse_scene(teacher, torch.from_numpy(points), frames, Path(scene_dir).name,
+        feats, count = fuse_scene(model, torch.from_numpy(points), frames, Path(scene_dir).name,
                                   visibility=visibility, depth_tol=0.25, device="cpu")
         seconds = time.perf_counter() - start
         seen = count.numpy() > 0
-        names = np.array(teacher.class_names)[teacher.classify(feats.float()).argmax(1).numpy()]
-        out[visibility] = dict(seen=float(seen.mean()), seconds=seconds, frames=len(frames),
+        names = np.array(model.class_names)[model.classify(feats.float()).argmax(1).numpy()]
+        out[row] = dict(seen=float(seen.mean()), seconds=seconds, frames=len(frames),
                                scores=zero_shot_scores(names, nyu40, seen), labels=names, count=count.numpy())
-        log(f"fused {len(frames)} frames into {len(points)} vertices with visibility={visibility} in {seconds:.0f} s: "
+        log(f"fused {len(frames)} frames into {len(points)} vertices ({row}) in {seconds:.0f} s: "
             f"{seen.mean() * 100:.1f} % seen")
     return out
 
 
 def format_indoor_table(results: Dict[str, dict]) -> str:
     classes = ZERO_SHOT_CLASSES
-    head = "| visibility | vertices seen | " + " | ".join(f"IoU {c} | precision {c}" for c in classes) + " | fusion s |"
+    head = "| visibility (teacher) | vertices seen | " + " | ".join(f"IoU {c} | precision {c}" for c in classes) + " | fusion s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     fmt = lambda v: "-" if v != v else f"{v:.3f}"  # noqa: E731
     for visibility, r in results.items():

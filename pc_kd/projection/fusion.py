@@ -48,6 +48,13 @@ def load_frames(frames: List[dict], scene: str, step: int = 1, with_depth: bool 
     h, w = images[0].shape[:2]
     imgs = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
     depth = None
+    for f, d in zip(frames, depths):
+        if abs(d.shape[1] / d.shape[0] - w / h) > 0.01 * w / h:
+            raise MissingFrameError(
+                f"scene {scene}: depth image {f['depth_path']} is {d.shape[1]} x {d.shape[0]} for a {w} x {h} colour "
+                f"frame: another aspect ratio, so it is not the colour camera's view scaled, and pc_kd has no "
+                f"intrinsics for it. Register the depth maps to the colour frames (same aspect ratio; any size), or "
+                f"fuse with visibility='zbuffer'")
     if with_depth and len(depths) == len(images):
         depth = torch.from_numpy(np.stack([d if d.shape == (h, w) else _resize_nearest(d, (h, w)) for d in depths]))
     return imgs, torch.from_numpy(np.stack(mats)), depth

@@ -14,6 +14,10 @@ S3DIS_CLASSES = ("ceiling", "floor", "wall", "beam", "column", "window", "door",
 
 NUSCENES_CLASSES = ("car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle",
                     "pedestrian", "traffic_cone", "barrier")
+# Per-point classes of nuScenes LiDAR points labelled from the 3D boxes (the rest of the detection classes and
+# every point outside a box: "other")
+NUSCENES_BOX_POINT_CLASSES = ("car", "truck", "bus", "pedestrian", "bicycle", "motorcycle", "barrier", "traffic_cone",
+                              "other")
 # nuScenes attribute names, in the order of mmdet3d's ``attr_label`` (index into this tuple; -1 = none)
 NUSCENES_ATTRIBUTES = ("cycle.with_rider", "cycle.without_rider", "pedestrian.moving", "pedestrian.standing",
                        "pedestrian.sitting_lying_down", "vehicle.moving", "vehicle.parked", "vehicle.stopped")

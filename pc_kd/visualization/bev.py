@@ -12,8 +12,11 @@ def label_palette(num_classes: int) -> np.ndarray:
     """``[num_classes + 1, 3]`` distinct colours in [0, 1]; the last row (grey) is for ignored labels."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab20"] if num_classes > 10 else matplotlib.colormaps["tab10"]
-    colours = np.array([cmap(i % cmap.N)[:3] for i in range(num_classes)])
+    if num_classes <= 9:  # tab10 without its grey, which would read as "ignored"
+        colours = np.array([matplotlib.colormaps["tab10"](i)[:3] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)][:num_classes])
+    else:
+        cmap = matplotlib.colormaps["tab20"] if num_classes > 10 else matplotlib.colormaps["tab10"]
+        colours = np.array([cmap(i % cmap.N)[:3] for i in range(num_classes)])
     return np.vstack([colours, [0.6, 0.6, 0.6]])
 
 

@@ -16,7 +16,8 @@ class LoadPointsFromFile:
         load_dim: values per row in the file (6 for x y z r g b, 5 for nuScenes x y z intensity ring);
             ``None`` takes the info's ``num_pts_feats``.
         use_dim: columns kept, xyz first.
-        color_scale: divide columns 3.. by this (255 turns 0..255 colours into 0..1); ``None`` keeps them.
+        color_scale: divide columns 3.. by this (255 turns 0..255 colours into 0..1), or by one value per column
+            (e.g. ``(255.0, 1.0)`` for intensity 0..255 and a height kept in metres); ``None`` keeps them.
 
     Adds ``points [N, len(use_dim)]`` float32 and ``num_points``.
     """
@@ -36,7 +37,11 @@ class LoadPointsFromFile:
         check_finite_points(points, f"points file {path}")
         points = points[:, self.use_dim].copy()
         if self.color_scale:
-            points[:, 3:] /= self.color_scale
+            scale = np.asarray(self.color_scale, dtype=np.float32)
+            if scale.ndim and len(scale) != points.shape[1] - 3:
+                raise ValueError(f"LoadPointsFromFile: color_scale {self.color_scale} has {len(scale)} values for "
+                                 f"{points.shape[1] - 3} feature columns (use_dim {self.use_dim} after xyz)")
+            points[:, 3:] /= scale
         results["points"] = points
         results["num_points"] = len(points)
         return results
