@@ -19,13 +19,13 @@ from pc_kd.utils.checks import DataError
 from pc_kd.utils.io import dump_pickle_atomic, load_pickle, read_bin
 
 from .common import save_array
+from .nuscenes import CAMERAS
 
 __all__ = ["BOX_POINT_CLASSES", "box_point_labels", "create_nuscenes_point_infos"]
 
 BOX_POINT_CLASSES = NUSCENES_BOX_POINT_CLASSES
 # nuScenes categories outside the detection classes that are plainly one of the point classes
 EXTRA_CATEGORY_CLASSES = {"vehicle.emergency.police": "car"}
-CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 
 
 def box_point_labels(points: np.ndarray, instances: Sequence[dict], categories: Sequence[str],
