@@ -11,6 +11,7 @@ largest difference between the outputs, and on CUDA the achieved bytes/s.
 The vectorised version builds a [V, N, C] tensor; it is skipped when that would not fit in memory.
 """
 import argparse
+import functools
 import math
 
 import torch
@@ -145,9 +146,8 @@ def main():
         if teacher_s is not None:
             row.update(scene="real ScanNet scene0000_00, ESPNetv2 (PASCAL VOC) features", teacher_s=teacher_s)
 
-        def ours():
-            return backproject_features(points, feats, lidar2img, hw, visibility="depth", depth_maps=depth,
-                                        depth_tol=DEPTH_TOL, sampling="nearest", reduce="mean")
+        ours = functools.partial(backproject_features, points, feats, lidar2img, hw, visibility="depth",
+                                 depth_maps=depth, depth_tol=DEPTH_TOL, sampling="nearest", reduce="mean")
 
         t_ours, m_ours, (o_ours, n_ours) = timed(ours, args.device, args.repeats)
         row.update(pc_kd_s=t_ours, pc_kd_peak_bytes=m_ours, pc_kd_peak_over_output=m_ours / out_bytes,
@@ -155,7 +155,7 @@ def main():
         if args.device == "cuda":  # bytes that must move: samples read + output written + geometry
             moved = int(n_ours.sum()) * c * 4 + out_bytes + len(feats) * n * 12
             row["pc_kd_bytes_per_s"] = moved / t_ours
-        t_loop, m_loop, (o_loop, n_loop) = timed(lambda: openscene_loop(points, feats, lidar2img, depth, hw),
+        t_loop, m_loop, (o_loop, n_loop) = timed(functools.partial(openscene_loop, points, feats, lidar2img, depth, hw),
                                                  args.device, args.repeats)
         row.update(loop_s=t_loop, loop_peak_bytes=m_loop, loop_over_pc_kd=t_loop / t_ours,
                    max_abs_diff_vs_loop=float((o_loop - o_ours).abs().max()),
@@ -165,8 +165,8 @@ def main():
         free = (torch.cuda.mem_get_info()[0] if args.device == "cuda"
                 else int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) * 1024)
         if 2.2 * vec_bytes < free:
-            t_vec, m_vec, (o_vec, _) = timed(lambda: vectorised(points, feats, lidar2img, depth, hw), args.device,
-                                             args.repeats)
+            t_vec, m_vec, (o_vec, _) = timed(functools.partial(vectorised, points, feats, lidar2img, depth, hw),
+                                             args.device, args.repeats)
             row.update(vectorised_s=t_vec, vectorised_peak_bytes=m_vec, vectorised_over_pc_kd=t_vec / t_ours,
                        max_abs_diff_vs_vectorised=float((o_vec - o_ours).abs().max()))
             del o_vec

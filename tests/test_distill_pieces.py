@@ -81,6 +81,65 @@ def test_losses_against_their_formulas():
         CMDLoss()(pred, target[:, :5])
 
 
+def test_weighted_losses_are_the_weighted_mean_of_each_points_loss():
+    """``weight [N]``: sum(w_i l_i) / sum(w_i) over the masked points, l_i each point's own loss (float64 by hand);
+    weights all equal give the plain mean; a weight of another length is refused."""
+    g = torch.Generator().manual_seed(3)
+    pred, target = (torch.randn(31, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    mask, weight = torch.arange(31) % 4 != 0, torch.rand(31, generator=g, dtype=torch.float64) * 3
+    per_point = {CMDLoss: ((F.normalize(pred, dim=1) - F.normalize(target, dim=1)) ** 2).sum(1),
+                 CosineLoss: 1 - F.cosine_similarity(pred, target), L1FeatureLoss: (pred - target).abs().mean(1)}
+    for loss, values in per_point.items():
+        expected = (weight[mask] * values[mask]).sum() / weight[mask].sum()
+        torch.testing.assert_close(loss(loss_weight=0.5)(pred, target, mask, weight=weight), 0.5 * expected)
+        torch.testing.assert_close(loss()(pred, target, mask, weight=torch.full((31,), 7.0, dtype=torch.float64)),
+                                   loss()(pred, target, mask))
+    with pytest.raises(ValueError, match="weight"):
+        L1FeatureLoss()(pred, target, mask, weight=weight[:30])
+
+
+def test_class_balance_weighs_each_point_by_the_rarity_of_its_targets_teacher_class():
+    """``class_balance``: the teacher's classifier names each seen target's class; ``w_c = clip((n_max / n_c) ** p,
+    1, max)``, 0 on unseen points; the distillation loss is the L1 of each point weighted so (by hand)."""
+    from mmengine.registry import init_default_scope
+
+    from pc_kd.registry import MODELS
+
+    init_default_scope("pc_kd")
+
+    @MODELS.register_module(force=True)
+    class _AxisClassifier(nn.Module):  # class k: the target's largest channel is k
+        def classify(self, feats):
+            return feats
+
+    cfg = dict(type="PointFeatureDistiller", data_preprocessor=dict(type="PointDataPreprocessor", voxel_size=[0.2] * 3),
+               student=dict(type="SpconvUNet", in_channels=3, channels=(4, 8)), recorders=dict(backbone=""),
+               connectors=dict(proj=dict(type="PointProjection", in_channels=4, out_channels=3)),
+               distill_losses=dict(loss_l1=dict(type="L1FeatureLoss")),
+               loss_mapping=dict(loss_l1=dict(pred="backbone", connector="proj")), feature=("backbone", "proj"),
+               class_balance=dict(classifier=dict(type="_AxisClassifier"), power=0.5, max_weight=2.5))
+    model = MODELS.build(cfg)
+    classes = torch.tensor([0] * 90 + [1] * 10 + [2] * 4 + [1] * 3)  # the last 3: unseen
+    target = F.one_hot(classes, 3).double() + 0.01 * torch.randn(107, 3, dtype=torch.float64)
+    mask = torch.arange(107) < 104
+    weight = model.class_balance_weights(target, mask)
+    # n = 90, 10, 4: (90 / 10) ** 0.5 = 3 -> 2.5 (clipped); (90 / 4) ** 0.5 = 4.74 -> 2.5; class 0: 1
+    assert weight.tolist() == [1.0] * 90 + [2.5] * 14 + [0.0] * 3
+    model.class_balance["max_weight"] = 10.0
+    torch.testing.assert_close(model.class_balance_weights(target, mask)[[0, 95, 101]],
+                               torch.tensor([1.0, 3.0, 22.5 ** 0.5], dtype=torch.float64))
+    model._targets = lambda inputs, samples: (target.float(), mask)  # the student's records below, by hand
+    records = dict(backbone=torch.randn(107, 4))
+    loss = model.distill_loss(records, dict(voxel_feats=torch.zeros(1)), None)["loss_l1"]
+    pred = model.connectors["proj"](records["backbone"])
+    expected = L1FeatureLoss()(pred, target.float(), mask, weight=model.class_balance_weights(target.float(), mask))
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(loss, L1FeatureLoss()(pred, target.float(), mask))
+    with pytest.raises(ValueError, match="class_balance"):
+        MODELS.build(dict(cfg, loss_mapping=dict(loss_l1=dict(pred="backbone", connector="proj",
+                                                               pool_targets="superpoints"))))
+
+
 def test_teacher_is_frozen_resizes_and_checks_rank(tmp_path):
     teacher = ModuleTeacher(TinySegNet(num_classes=3, feat_channels=8), stride=4)
     teacher.train()

@@ -61,7 +61,8 @@ def test_one_rooms_miou_under_the_splits_matching_counts_unmatched_clusters_wron
 
 def test_the_real_point_tables_iou_equals_sklearns_jaccard_over_all_frames():
     """``iou_row`` (the real nuScenes point table): one confusion over every frame's points of the subset, equal to
-    scikit-learn's per-class Jaccard of the concatenated labels; the mean skips classes with no true point."""
+    scikit-learn's per-class Jaccard of the concatenated labels; the mean skips classes with no true point; points
+    whose truth is 255 (the ego vehicle) are not scored, whatever is predicted there."""
     from sklearn.metrics import jaccard_score
 
     from pc_kd.experiments.real_nuscenes_points import POINT_CLASSES, iou_row
@@ -69,12 +70,13 @@ def test_the_real_point_tables_iou_equals_sklearns_jaccard_over_all_frames():
     rng = np.random.default_rng(0)
     frames = []
     for n in (37, 0, 101):
-        truth = rng.choice([0, 1, 3, 8], n, p=[0.2, 0.1, 0.1, 0.6])
+        truth = rng.choice([0, 1, 3, 8, 255], n, p=[0.2, 0.1, 0.1, 0.5, 0.1])
         frames.append(dict(truth=truth, pred=np.where(rng.random(n) < 0.6, truth, rng.integers(0, 9, n)),
                            seen=rng.random(n) < 0.7))
     classes = ["car", "truck", "bus", "pedestrian", "bicycle", "motorcycle", "other"]
     for subset in ("seen", "unseen"):
-        keep = [f["seen"] if subset == "seen" else ~f["seen"] for f in frames]
+        keep = [(f["seen"] if subset == "seen" else ~f["seen"]) & (f["truth"] != 255) for f in frames]
+        assert sum(((f["truth"] == 255) & (f["pred"] == 0)).sum() for f in frames) > 0  # a wrong label, not scored
         truth = np.concatenate([f["truth"][k] for f, k in zip(frames, keep)])
         pred = np.concatenate([f["pred"][k] for f, k in zip(frames, keep)])
         labels = [POINT_CLASSES.index(c) for c in classes]

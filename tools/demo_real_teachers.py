@@ -112,7 +112,8 @@ def outdoor_pictures(result, out_dir, frame: int = 20, camera: str = "CAM_FRONT"
     near = np.abs(f["xyz"][:, :2]).max(1) < 40
     fused = np.where(f["seen"], f["teacher"], 255)
     sets = [f["truth"], fused, f["student"], f["labels"]]
-    titles = ["labels from the 3D boxes", f"fused teacher labels ({f['seen'].mean() * 100:.0f} % seen; grey: no camera)",
+    titles = ["labels from the 3D boxes (grey: the ego vehicle, not scored)",
+              f"fused teacher labels ({f['seen'].mean() * 100:.0f} % of the points seen; grey: no camera)",
               "distilled student (no label used; every point)", "student trained with scene-0523's labels"]
     files.append(plot_bev_labels(f["xyz"][near], [s[near] for s in sets], titles, POINT_CLASSES,
                                  out_dir / f"nuscenes_points_top_{frame}.png"))
@@ -178,24 +179,27 @@ def indoor(root, work, frame_step, log):
 def outdoor(root, work, iters, log):
     """The outdoor table: (markdown, its record, pictures)."""
     from pc_kd.experiments.real_nuscenes_points import CITYSCAPES_TO_BOX_CLASSES, format_outdoor_table, run_outdoor
+    from pc_kd.structures.class_names import IGNORE_INDEX
 
     log("demo-real-teachers: the Cityscapes ESPNetv2 fused into nuScenes LiDAR points and distilled into a point "
         "student on scene-0523, scored on scene-0916")
     result = run_outdoor(root, work / "outdoor", iters, log)
     mapping = ", ".join(f"{k} -> {v}" for k, v in CITYSCAPES_TO_BOX_CLASSES.items())
     fusion = result["fusion"]
+    ego = np.mean(np.concatenate([f["truth"] == IGNORE_INDEX for f in result["frames"]]))
     table = ("ESPNetv2 (Cityscapes, s = 2.0, images at half size) fused into the LiDAR points of every key frame; a "
              "spconv point student distilled from the fused features on scene-0523 (no label), every row scored on "
              f"scene-0916's points against the box-derived labels; IoU in %. Teacher classes mapped: {mapping}; "
              "every other class -> other (barrier and traffic_cone have no Cityscapes class and are not scored). "
-             f"Seen: {fusion['val']['coverage'] * 100:.1f} % of scene-0916's points; fusion "
+             f"The ego vehicle's own points ({ego * 100:.0f} % of the sweep) are not scored. Seen: "
+             f"{result['seen'] * 100:.1f} % of scene-0916's scored points; fusion "
              f"{fusion['train']['seconds'] + fusion['val']['seconds']:.0f} s for 81 frames x 6 cameras:\n\n"
              + format_outdoor_table(result["rows"], result["classes"]) + "\n\n"
              + "\n".join(f"{name}: {r['iters']} iterations at batch {r['batch_size']}"
                          + (f", trained in {r['train_s'] / 60:.1f} min" if "train_s" in r else "")
                          for name, r in result["training"].items()))
     files = outdoor_pictures(result, work / "pictures")
-    slim = dict(rows=result["rows"], training=result["training"],
+    slim = dict(rows=result["rows"], training=result["training"], seen=result["seen"], ego_share=float(ego),
                 fusion={k: {m: v[m] for m in ("coverage", "seconds", "written", "skipped")} for k, v in fusion.items()})
     return table, slim, files
 

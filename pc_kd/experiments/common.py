@@ -101,6 +101,17 @@ def train_or_reuse(cfg: Config, config, label: str):
     return runner, dict(train_s=time.perf_counter() - start), False
 
 
+def train_and_record(cfg: Config, config, label: str):
+    """:func:`train_or_reuse`; a run trained now gets its ``run.json`` (:func:`write_run_record`) with ``train_s``,
+    ``iters`` and ``batch_size``. Returns ``(runner, record)``, the record with ``reused``."""
+    runner, done, reused = train_or_reuse(cfg, config, label)
+    if reused:
+        return runner, dict(done, reused=True)
+    record = dict(done, iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
+    write_run_record(cfg, record)
+    return runner, dict(record, reused=False)
+
+
 def write_run_record(cfg: Config, record: dict) -> Path:
     """``<work_dir>/run.json``: ``record`` with ``cfg``'s :func:`run_fingerprint` (what :func:`train_or_reuse`
     checks), written atomically."""

@@ -18,7 +18,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 
 from pc_kd.experiments import common
-from pc_kd.experiments.common import seeded_config, write_run_record
+from pc_kd.experiments.common import seeded_config
 
 __all__ = ["VERSION", "TRAIN_SCENE", "VAL_SCENE", "CONFIGS", "convert", "run_options", "train_or_reuse",
            "scene_loader", "predict_results", "reference_results", "score_both", "depth_scores", "pictures",
@@ -63,13 +63,10 @@ def train_or_reuse(config, work_dir, options: Mapping, name: str, iters: Optiona
     if iters is not None:
         scale_schedule(cfg, iters)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # scored by the demo afterwards
-    runner, done, reused = common.train_or_reuse(cfg, config, name)
-    if reused:
+    runner, record = common.train_and_record(cfg, config, name)
+    if record["reused"]:
         runner.call_hook("before_run")  # what runner.train() / test() do first (log paths), for the loops run here
-        return runner, dict(done, reused=True)
-    out = dict(done, iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
-    write_run_record(cfg, out)
-    return runner, dict(out, reused=False)
+    return runner, record
 
 
 def scale_schedule(cfg, iters: int) -> None:

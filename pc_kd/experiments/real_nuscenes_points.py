@@ -2,8 +2,8 @@
 the Cityscapes ESPNetv2 network over the six cameras of every nuScenes key frame of scene-0523 (Boston) and
 scene-0916 (Singapore), its decoder features averaged into the LiDAR points each camera sees (motion-compensated
 ``lidar2cam``), a spconv point student distilled from them on scene-0523 with no label, and every row scored on
-scene-0916's points against labels derived from the 3D boxes, with the teacher's classes mapped to the box classes
-(:data:`CITYSCAPES_TO_BOX_CLASSES`):
+scene-0916's points (the ego vehicle's own points left out) against labels derived from the 3D boxes, with the
+teacher's classes mapped to the box classes (:data:`CITYSCAPES_TO_BOX_CLASSES`):
 
 (a) the fused teacher labels on the points a camera sees; (b) the distilled student on the same points; (c) the
 student on the points no camera sees (the teacher says nothing there); (d) a random student (same network, its
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pc_kd.experiments import common
-from pc_kd.structures.class_names import NUSCENES_BOX_POINT_CLASSES as POINT_CLASSES
+from pc_kd.structures.class_names import IGNORE_INDEX, NUSCENES_BOX_POINT_CLASSES as POINT_CLASSES
 
 __all__ = ["CITYSCAPES_TO_BOX_CLASSES", "POINT_CLASSES", "CONFIGS", "FUSION", "class_mapping", "scored_classes",
            "prepare", "run_config", "train_or_reuse", "split_in_time", "predict_rows", "iou_row", "score_rows",
@@ -123,11 +123,8 @@ def train_or_reuse(config, work_dir, name: str, iters=None, splits: Mapping[str,
     cfg = run_config(config, work_dir, name, iters, splits)
     test_loader = copy.deepcopy(cfg.test_dataloader)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # scored afterwards, every row alike
-    runner, record, reused = common.train_or_reuse(cfg, config, name)
-    if not reused:
-        record = dict(record, iters=cfg.train_cfg.max_iters, batch_size=cfg.train_dataloader.batch_size)
-        common.write_run_record(cfg, record)
-    return runner.model, dict(record, reused=reused, test_dataloader=test_loader)
+    runner, record = common.train_and_record(cfg, config, name)
+    return runner.model, dict(record, test_dataloader=test_loader)
 
 
 @torch.no_grad()
@@ -168,14 +165,14 @@ def predict_rows(models: Mapping[str, torch.nn.Module], teacher, loader_cfg, map
 
 
 def iou_row(frames: Sequence[dict], row: str, subset: str, classes: Sequence[str]) -> dict:
-    """Per class of ``classes`` the IoU of ``row``'s labels on the points of ``subset`` (``seen`` / ``unseen``)
-    of every frame (one confusion over all frames), its points, and ``mIoU``: the mean over the classes with at
-    least one true point in the subset."""
+    """Per class of ``classes`` the IoU of ``row``'s labels on the scored points (truth not ``IGNORE_INDEX``: the
+    ego vehicle) of ``subset`` (``seen`` / ``unseen``) of every frame (one confusion over all frames), their number,
+    and ``mIoU``: the mean over the classes with at least one true point in the subset."""
     index = [POINT_CLASSES.index(c) for c in classes]
     tp, fp, fn, n = (np.zeros(len(classes), np.int64) for _ in range(4))
     points = 0
     for f in frames:
-        keep = f["seen"] if subset == "seen" else ~f["seen"]
+        keep = (f["seen"] if subset == "seen" else ~f["seen"]) & (f["truth"] != IGNORE_INDEX)
         truth, pred = f["truth"][keep], f[row][keep]
         points += int(keep.sum())
         for k, c in enumerate(index):
@@ -238,7 +235,8 @@ def random_student(config):
 def run_outdoor(real_root, work_dir, iters=None, log=print) -> dict:
     """Everything of the outdoor table: :func:`prepare`, the distilled and the label-trained students (trained by
     the Runner, or reused), the random student, every row scored on scene-0916. Returns ``dict(rows, classes,
-    frames, teacher, fusion, training={name: record})``."""
+    frames, teacher, fusion, training={name: record}, seen)``, ``seen`` the share of scene-0916's scored points (the
+    ego vehicle's left out) a camera sees."""
     prepared = prepare(real_root, work_dir, log)
     models, training = {}, {}
     for name, config in (("student", CONFIGS["distill"]), ("labels", CONFIGS["labels"])):
@@ -253,4 +251,7 @@ def run_outdoor(real_root, work_dir, iters=None, log=print) -> dict:
     classes = scored_classes()
     log(f"labelled {sum(len(f['truth']) for f in frames)} points of {len(frames)} scene-0916 frames by every row in "
         f"{time.perf_counter() - start:.0f} s")
-    return dict(rows=score_rows(frames, classes), classes=classes, frames=frames, training=training, **prepared)
+    scored = [f["truth"] != IGNORE_INDEX for f in frames]
+    seen = sum(int((f["seen"] & s).sum()) for f, s in zip(frames, scored)) / max(sum(int(s.sum()) for s in scored), 1)
+    return dict(rows=score_rows(frames, classes), classes=classes, frames=frames, training=training, seen=seen,
+                **prepared)

@@ -39,12 +39,17 @@ class PointFeatureDistiller(BaseModel):
         teacher: optional frozen 2D teacher config for online targets (see ``online_fusion``).
         online_fusion: options of the online back-projection: ``visibility`` (auto/depth/zbuffer/none),
             ``depth_tol``, ``border``, ``zbuffer_radius``.
+        class_balance: optional ``dict(classifier=<config of a frozen teacher with classify(feats [N, C]) ->
+            logits [N, K]>, power=0.5, max_weight=10.0)``: each point's loss is weighted by the rarity of its
+            target's teacher class in the batch, ``w_c = clip((n_max / n_c) ** power, 1, max_weight)`` with
+            ``n_c`` the batch's points whose target the classifier puts in class ``c`` (no label is used: the
+            teacher's own classes). Point losses only (not with ``segments`` / ``pool_targets``).
     """
 
     def __init__(self, student: dict, recorders: Dict[str, str], connectors: Dict[str, dict],
                  distill_losses: Dict[str, dict], loss_mapping: Dict[str, dict], feature=("backbone", None),
                  teacher: Optional[dict] = None, online_fusion: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+                 class_balance: Optional[dict] = None, data_preprocessor: Optional[dict] = None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="PointDataPreprocessor"),
                          init_cfg=init_cfg)
         self.student = MODELS.build(student)
@@ -66,6 +71,18 @@ class PointFeatureDistiller(BaseModel):
                 raise ValueError(f"loss_mapping[{name!r}].target = {mapping['target']!r}, but this distiller has "
                                  f"{'a' if teacher else 'no'} teacher: its targets are {expected!r}")
         self.loss_mapping, self.feature = loss_mapping, tuple(feature)
+        self.balance_classifier, self.class_balance = None, None
+        if class_balance:
+            balance = {**dict(power=0.5, max_weight=10.0), **class_balance}
+            if any(m.get("segments") or m.get("pool_targets") for m in loss_mapping.values()):
+                raise ValueError("PointFeatureDistiller: class_balance weights point losses; drop it or the "
+                                 "segments / pool_targets of loss_mapping")
+            self.balance_classifier = MODELS.build(balance.pop("classifier"))
+            if not hasattr(self.balance_classifier, "classify"):
+                raise TypeError(f"class_balance.classifier: {type(self.balance_classifier).__name__} has no "
+                                f"classify(feats) (a teacher with a classifier, e.g. ESPNetV2Teacher)")
+            self.balance_classifier.requires_grad_(False)
+            self.class_balance = balance
         self._records: Dict[str, torch.Tensor] = {}
         modules = dict(self.student.named_modules())
         for name, path in recorders.items():
@@ -129,6 +146,17 @@ class PointFeatureDistiller(BaseModel):
             masks.append(count > 0)
         return torch.cat(targets), torch.cat(masks)
 
+    @torch.no_grad()
+    def class_balance_weights(self, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[N]`` weights of the points with a target (``mask``; 0 elsewhere): ``w_c`` of the teacher class of
+        each ``target [N, C]`` row (``class_balance``)."""
+        classes = self.balance_classifier.classify(target[mask]).argmax(1)
+        count = torch.bincount(classes).to(target.dtype)
+        per_class = (count.max() / count.clamp(min=1)) ** self.class_balance["power"]
+        weight = torch.zeros(len(target), dtype=target.dtype, device=target.device)
+        weight[mask] = per_class.clamp(1.0, self.class_balance["max_weight"])[classes]
+        return weight
+
     def loss(self, inputs: dict, data_samples) -> dict:
         return self.distill_loss(self._run_student(inputs), inputs, data_samples)
 
@@ -136,6 +164,7 @@ class PointFeatureDistiller(BaseModel):
         """The losses of ``loss_mapping`` on the student's recorded per-point tensors ``records``."""
         device = inputs["voxel_feats"].device
         target, mask = self._targets(inputs, data_samples)
+        weight = self.class_balance_weights(target, mask) if self.class_balance and mask.any() else None
         losses = {}
         for name, mapping in self.loss_mapping.items():
             pred = self._connected(records, mapping["pred"], mapping.get("connector"))
@@ -145,6 +174,8 @@ class PointFeatureDistiller(BaseModel):
                 losses[name] = self.distill_losses[name](pred, *segment_fill(target, mask, seg))
             elif mapping.get("segments"):
                 losses[name] = self.distill_losses[name](pred, target, seg, mask)
+            elif weight is not None:
+                losses[name] = self.distill_losses[name](pred, target, mask, weight=weight)
             else:
                 losses[name] = self.distill_losses[name](pred, target, mask)
         return losses

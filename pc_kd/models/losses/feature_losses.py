@@ -1,8 +1,9 @@
 """Feature distillation losses between per-point student predictions and teacher targets.
 
-Every loss takes ``pred [N, C]``, ``target [N, C]`` and an optional ``mask [N]`` (bool: points that have a
-target, e.g. seen by at least one view) and returns a scalar; with no valid point it returns a zero that
-keeps the graph. Losses compute in float32 when the inputs come in float16 / bfloat16 (autocast, or fused
+Every loss takes ``pred [N, C]``, ``target [N, C]``, an optional ``mask [N]`` (bool: points that have a
+target, e.g. seen by at least one view) and optional per-point ``weight [N]`` (>= 0; the loss is then the
+weighted mean over the points, e.g. class-balanced) and returns a scalar; with no valid point it returns a zero
+that keeps the graph. Losses compute in float32 when the inputs come in float16 / bfloat16 (autocast, or fused
 targets stored in float16).
 """
 import torch
@@ -27,35 +28,45 @@ class _FeatureLoss(nn.Module):
         self.loss_weight = loss_weight
 
     @float32_loss
-    def forward(self, pred, target, mask=None):
+    def forward(self, pred, target, mask=None, weight=None):
+        if weight is not None and weight.shape != pred.shape[:1]:
+            raise ValueError(f"distillation loss: weight {tuple(weight.shape)} for {pred.shape[0]} points")
         pred, target = _masked(pred, target.to(pred.dtype), mask)
         if pred.shape[0] == 0:
             return pred.sum() * 0.0
-        return self.loss_weight * self.compute(pred, target)
+        per_point = self.per_point(pred, target)
+        if weight is None:
+            return self.loss_weight * per_point.mean()
+        weight = (weight if mask is None else weight[mask]).to(per_point.dtype)
+        return self.loss_weight * (weight * per_point).sum() / weight.sum().clamp(min=1e-12)
+
+    def per_point(self, pred, target):
+        """``[n]`` the loss of each point."""
+        raise NotImplementedError
 
 
 @MODELS.register_module()
 class CMDLoss(_FeatureLoss):
     """PointDC's cross-modal distillation loss: MSE between L2-normalised student and teacher features."""
 
-    def compute(self, pred, target):
-        return F.mse_loss(F.normalize(pred, dim=1), F.normalize(target, dim=1), reduction="none").sum(1).mean()
+    def per_point(self, pred, target):
+        return F.mse_loss(F.normalize(pred, dim=1), F.normalize(target, dim=1), reduction="none").sum(1)
 
 
 @MODELS.register_module()
 class CosineLoss(_FeatureLoss):
     """``1 - cos(pred, target)`` averaged over points (OpenScene's feature distillation)."""
 
-    def compute(self, pred, target):
-        return (1 - F.cosine_similarity(pred, target, dim=1)).mean()
+    def per_point(self, pred, target):
+        return 1 - F.cosine_similarity(pred, target, dim=1)
 
 
 @MODELS.register_module()
 class L1FeatureLoss(_FeatureLoss):
-    """Mean absolute difference."""
+    """Mean absolute difference (over points and channels)."""
 
-    def compute(self, pred, target):
-        return F.l1_loss(pred, target)
+    def per_point(self, pred, target):
+        return (pred - target).abs().mean(1)
 
 
 @MODELS.register_module()
