@@ -67,3 +67,22 @@ def test_bev_picture_colours_ground_truth_by_class_covers_the_range_and_states_t
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert dashed and all(tuple(line.get_color()) == truck for line in dashed)  # GT in its class colour
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"ground truth", "prediction", "truck"}
+
+
+def test_top_view_draws_the_background_class_pale_and_every_other_class_in_its_own_colour(tmp_path, monkeypatch):
+    import pc_kd.visualization.bev as bev
+
+    figures = []
+    monkeypatch.setattr(bev, "save_figure", lambda fig, out: figures.append(fig) or Path(out))
+    points = np.random.default_rng(0).uniform(-20, 20, (30, 3))
+    labels = np.arange(30) % 4
+    labels[-1] = 255
+    bev.plot_bev_labels(points, [labels], ["frame"], ["car", "truck", "pedestrian", "other"], tmp_path / "t.png",
+                        background="other")
+    colours = figures[0].axes[0].collections[0].get_facecolors()[:, :3]
+    palette = bev.label_palette(4)
+    assert np.allclose(colours[labels == 3], bev.BACKGROUND_COLOUR)
+    for k in range(3):
+        assert np.allclose(colours[labels == k], palette[k])
+    assert np.allclose(colours[-1], palette[-1])  # ignored: grey
+    assert len({tuple(np.round(c, 3)) for c in colours}) == 5

@@ -15,6 +15,7 @@ the teacher's mask; nuScenes LiDAR points coloured by fused, distilled and label
 import argparse
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,7 @@ def outdoor_pictures(result, out_dir, frame: int = 20, camera: str = "CAM_FRONT"
     from pc_kd.experiments.real_nuscenes_points import CITYSCAPES_TO_BOX_CLASSES, POINT_CLASSES, class_mapping
     from pc_kd.projection.fusion import load_frames
     from pc_kd.projection.project import project_points
+    from pc_kd.structures.class_names import IGNORE_INDEX
     from pc_kd.visualization import plot_bev_labels
     from pc_kd.visualization.bev import label_palette, save_figure
 
@@ -92,12 +94,12 @@ def outdoor_pictures(result, out_dir, frame: int = 20, camera: str = "CAM_FRONT"
     mask = teacher.logits(images)[0].argmax(0).numpy()
     uv, _, inside = project_points(torch.from_numpy(f["xyz"].astype(np.float64)), lidar2img, image.shape[:2])
     inside, uv = inside[0].numpy(), uv[0].numpy()
-    boxes = label_palette(len(POINT_CLASSES))
-    fig, axes = plt.subplots(1, 2, figsize=(16, 4.8))
+    boxes = label_palette(len(POINT_CLASSES), POINT_CLASSES.index("other"))
+    fig, axes = plt.subplots(1, 2, figsize=(16, 5.4))
     axes[0].imshow(0.4 * image + 0.6 * boxes[class_mapping(teacher.class_names, CITYSCAPES_TO_BOX_CLASSES)[mask]])
     present = [teacher.class_names[i] for i in np.unique(mask)]
-    axes[0].set_title(f"scene-0916 frame {frame}, {camera}: ESPNetv2 (Cityscapes) mask, mapped; it sees "
-                      + ", ".join(present), fontsize=8)
+    axes[0].set_title(textwrap.fill(f"scene-0916 frame {frame}, {camera}: ESPNetv2 (Cityscapes) mask, mapped; it "
+                                    "sees " + ", ".join(present), 100), fontsize=8)
     axes[1].imshow(image)
     axes[1].scatter(uv[inside, 0], uv[inside, 1], c=boxes[f["teacher"][inside]], s=5, linewidths=0)
     axes[1].set_title("LiDAR points coloured by their fused teacher label (mapped to the box classes)", fontsize=8)
@@ -110,13 +112,15 @@ def outdoor_pictures(result, out_dir, frame: int = 20, camera: str = "CAM_FRONT"
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     files = [save_figure(fig, out_dir / f"nuscenes_teacher_mask_{camera}_{frame}.png")]
     near = np.abs(f["xyz"][:, :2]).max(1) < 40
-    fused = np.where(f["seen"], f["teacher"], 255)
+    fused = np.where(f["seen"], f["teacher"], IGNORE_INDEX)
     sets = [f["truth"], fused, f["student"], f["labels"]]
+    scored = f["truth"] != IGNORE_INDEX
     titles = ["labels from the 3D boxes (grey: the ego vehicle, not scored)",
-              f"fused teacher labels ({f['seen'].mean() * 100:.0f} % of the points seen; grey: no camera)",
+              f"fused teacher labels ({f['seen'][scored].mean() * 100:.0f} % of the scored points seen; grey: no "
+              "camera)",
               "distilled student (no label used; every point)", "student trained with scene-0523's labels"]
     files.append(plot_bev_labels(f["xyz"][near], [s[near] for s in sets], titles, POINT_CLASSES,
-                                 out_dir / f"nuscenes_points_top_{frame}.png"))
+                                 out_dir / f"nuscenes_points_top_{frame}.png", background="other"))
     return files
 
 

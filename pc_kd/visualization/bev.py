@@ -8,8 +8,12 @@ import numpy as np
 from pc_kd.utils.io import atomic_write
 
 
-def label_palette(num_classes: int) -> np.ndarray:
-    """``[num_classes + 1, 3]`` distinct colours in [0, 1]; the last row (grey) is for ignored labels."""
+BACKGROUND_COLOUR = (0.86, 0.82, 0.72)  # pale sand: a class most points have, so the others stand out
+
+
+def label_palette(num_classes: int, background: int = None) -> np.ndarray:
+    """``[num_classes + 1, 3]`` distinct colours in [0, 1]; the last row (grey) is for ignored labels. Class
+    ``background`` (e.g. ``other`` or ground, which fills most of a sweep), if given, gets :data:`BACKGROUND_COLOUR`."""
     import matplotlib
 
     if num_classes <= 9:  # tab10 without its grey, which would read as "ignored"
@@ -17,14 +21,18 @@ def label_palette(num_classes: int) -> np.ndarray:
     else:
         cmap = matplotlib.colormaps["tab20"] if num_classes > 10 else matplotlib.colormaps["tab10"]
         colours = np.array([cmap(i % cmap.N)[:3] for i in range(num_classes)])
+    if background is not None:
+        colours[background] = BACKGROUND_COLOUR
     return np.vstack([colours, [0.6, 0.6, 0.6]])
 
 
 def plot_bev_labels(points: np.ndarray, label_sets: Sequence[np.ndarray], titles: Sequence[str],
-                    classes: Sequence[str], out_png, ignore_index: int = 255, max_height: float = None) -> Path:
+                    classes: Sequence[str], out_png, ignore_index: int = 255, max_height: float = None,
+                    background: str = None) -> Path:
     """Side-by-side top views of ``points [N, >=3]`` coloured by each of ``label_sets`` (``[N]`` class ids).
 
-    Points higher than ``max_height`` (e.g. a ceiling) are left out so the room's contents show.
+    Points higher than ``max_height`` (e.g. a ceiling) are left out so the room's contents show. ``background``
+    names a class drawn pale (:func:`label_palette`), so that the rarer ones stand out.
     Written atomically to ``out_png``.
     """
     import matplotlib
@@ -34,7 +42,7 @@ def plot_bev_labels(points: np.ndarray, label_sets: Sequence[np.ndarray], titles
     from matplotlib.patches import Patch
 
     keep = np.ones(len(points), bool) if max_height is None else points[:, 2] < max_height
-    palette = label_palette(len(classes))
+    palette = label_palette(len(classes), None if background is None else list(classes).index(background))
     fig, axes = plt.subplots(1, len(label_sets), figsize=(6 * len(label_sets), 6), squeeze=False)
     for ax, labels, title in zip(axes[0], label_sets, titles):
         lab = np.where(labels == ignore_index, len(classes), labels)[keep]
