@@ -177,6 +177,11 @@ def test_the_distillation_config_trains_on_real_frames_and_every_row_is_scored(p
     for name, config in (("student", rp.CONFIGS["distill"]), ("labels", rp.CONFIGS["labels"])):
         models[name], record = rp.train_or_reuse(config, work, name, iters=2)
         assert record["iters"] == 2 and not record["reused"]
+    config, options = rp.selection_settings(real_data)["distilled, class_balance"]  # a --select setting trains too
+    balanced, _ = rp.train_or_reuse(config, work, "select/1", iters=2, options=options)
+    assert balanced.class_balance == dict(power=0.5, max_weight=10.0)
+    probe = torch.randn(7, teacher.feat_channels)
+    assert torch.allclose(balanced.balance_classifier.classify(probe), teacher.classify(probe))  # the real weights
     frames = rp.predict_rows(models, teacher, record["test_dataloader"])
     assert len(frames) == 1
     frame = frames[0]
@@ -190,7 +195,11 @@ def test_the_distillation_config_trains_on_real_frames_and_every_row_is_scored(p
     assert [r["row"] for r in rows] == ["a", "b", "e", "c", "e", "f"]  # no random student given
     for r in rows:
         subset = frame["seen"] if r["subset"] == "seen" else ~frame["seen"]
-        assert r["points"] == (subset & (frame["truth"] != 255)).sum() < subset.sum()  # the ego vehicle not scored
+        assert r["points"] == (subset & (frame["truth"] != IGNORE_INDEX)).sum()
+        if r["subset"] == "unseen":
+            assert r["points"] < subset.sum()  # the ego vehicle, which no camera sees, is not scored
         assert 0 <= r["mIoU"] <= 1
     assert "| (a) fused teacher labels | seen (" in rp.format_outdoor_table(rows, classes)
+    unlettered = rp.format_outdoor_table([dict(rows[0], row="")], classes, scored_on="scene-0523 (last frames)")
+    assert "| row | scene-0523 (last frames) points |" in unlettered and "| fused teacher labels | seen (" in unlettered
     shutil.rmtree(work / "student")

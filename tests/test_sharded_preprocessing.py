@@ -167,3 +167,21 @@ def test_manifest_keeps_the_newest_entry_and_ignores_a_cut_line(tmp_path):
     assert parse_shard(None, {"SLURM_PROCID": "1", "SLURM_NTASKS": "8"}) == (1, 8) and parse_shard(None, {}) == (0, 1)
     with pytest.raises(ValueError, match="--shard must be i/n"):
         parse_shard("1-2", {})
+
+
+def test_fusion_fingerprint_follows_the_weights_content_not_the_path_it_is_reached_by(tmp_path, monkeypatch):
+    from pc_kd.projection.fusion import fusion_fingerprint
+
+    weights = tmp_path / "teacher.pth"
+    weights.write_bytes(b"weights one")
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "teacher.pth").symlink_to(weights)
+    monkeypatch.chdir(tmp_path)
+    options = dict(visibility="none", border=2)
+    ref = fusion_fingerprint(dict(type="T", pretrained=str(weights)), options)
+    assert fusion_fingerprint(dict(type="T", pretrained="teacher.pth"), options) == ref  # relative
+    assert fusion_fingerprint(dict(type="T", pretrained="link/teacher.pth"), options) == ref  # another folder
+    assert fusion_fingerprint(dict(type="T", pretrained=str(weights)), dict(options, border=3)) != ref
+    assert fusion_fingerprint(dict(type="U", pretrained=str(weights)), options) != ref
+    weights.write_bytes(b"weights two")  # retrained in place: stale
+    assert fusion_fingerprint(dict(type="T", pretrained=str(weights)), options) != ref

@@ -137,6 +137,10 @@ def main(argv=None):
     parser.add_argument("--frame-step", type=int, default=1, help="indoor: fuse every n-th frame (default: all 100)")
     parser.add_argument("--iters", type=int, default=None,
                         help="outdoor: training iterations of each student (default: the configs' schedule)")
+    parser.add_argument("--select", action="store_true",
+                        help="outdoor: compare the student settings on scene-0523 alone (its first 30 key frames "
+                        "train, the points seen in its last 10 score; scene-0916 is not read) and write select.md; "
+                        "--iters defaults to 600 here")
     args = parser.parse_args(argv)
     root = args.real_data or os.environ.get("PC_KD_REAL_DATA")
     if not root:
@@ -144,6 +148,8 @@ def main(argv=None):
                                 "and nuscenes_2scenes/> or set PC_KD_REAL_DATA")
     root, work = Path(root).resolve(), Path(args.work_dir)
     log = lambda msg: print_log(msg, "current")  # noqa: E731
+    if args.select:
+        return select(root, work, args.iters or 600, log)
     tables, record, files = [], {}, []
     if args.part in ("indoor", "both"):
         table, record["indoor"], pictures_ = indoor(root, work, args.frame_step, log)
@@ -160,6 +166,21 @@ def main(argv=None):
     print("\n\n".join(tables))
     print("pictures:\n" + "\n".join(f"  {f}" for f in files))
     return record
+
+
+def select(root, work, iters, log):
+    """The outdoor settings compared on scene-0523's time split (``--select``); prints and writes select.md."""
+    from pc_kd.experiments.real_nuscenes_points import SELECT_FIRST, format_outdoor_table, select_on_train_scene
+    from pc_kd.utils.io import atomic_write
+
+    result = select_on_train_scene(root, work / "outdoor", iters, log=log)
+    table = (f"Student settings on scene-0523 alone: trained {iters} iterations on its first {SELECT_FIRST} key "
+             "frames, scored on the points a camera sees in the rest (box-derived labels, IoU in %):\n\n"
+             + format_outdoor_table(result["rows"], result["classes"], scored_on="scene-0523 (last frames)"))
+    with atomic_write(work / "select.md") as tmp:
+        Path(tmp).write_text(table + "\n")
+    print(table)
+    return result
 
 
 def indoor(root, work, frame_step, log):

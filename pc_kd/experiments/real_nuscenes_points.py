@@ -26,7 +26,8 @@ from pc_kd.structures.class_names import IGNORE_INDEX, NUSCENES_BOX_POINT_CLASSE
 
 __all__ = ["CITYSCAPES_TO_BOX_CLASSES", "POINT_CLASSES", "CONFIGS", "FUSION", "class_mapping", "scored_classes",
            "prepare", "run_config", "train_or_reuse", "split_in_time", "predict_rows", "iou_row", "score_rows",
-           "format_outdoor_table", "random_student", "run_outdoor"]
+           "format_outdoor_table", "random_student", "run_outdoor", "SELECT_FIRST", "selection_settings",
+           "select_on_train_scene"]
 
 # Cityscapes class -> box-derived point class; every other Cityscapes class (road, building, vegetation, ...) -> other.
 # "train" (rail vehicles) -> bus: nuScenes has no rail class and labels large passenger vehicles bus. "rider" ->
@@ -99,13 +100,15 @@ def prepare(real_root, work_dir, log=print) -> dict:
 SPLITS = dict(train="nuscenes_points_train.pkl", test="nuscenes_points_val.pkl")
 
 
-def run_config(config, work_dir, name: str, iters=None, splits: Mapping[str, str] = SPLITS):
-    """``config`` seeded (0) into ``<work_dir>/<name>``, reading the info files ``splits`` (``train`` / ``test``:
-    file names) and the fused features under ``<work_dir>/points``; ``iters`` shortens the schedule."""
+def run_config(config, work_dir, name: str, iters=None, splits: Mapping[str, str] = SPLITS, options=None):
+    """``config`` with ``options`` (``--cfg-options`` keys) seeded (0) into ``<work_dir>/<name>``, reading the info
+    files ``splits`` (``train`` / ``test``: file names) and the fused features under ``<work_dir>/points``;
+    ``iters`` shortens the schedule."""
     from pc_kd.experiments.real_nuscenes import scale_schedule
 
     data_root = Path(work_dir) / "points"
-    cfg = common.seeded_config(config, {}, 0, Path(work_dir) / name, f"demo_real_points_{name}")
+    cfg = common.seeded_config(config, options or {}, 0, Path(work_dir) / name,
+                               f"demo_real_points_{name.replace('/', '_')}")
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[key].dataset.data_root = str(data_root)
         cfg[key].dataset.ann_file = splits["train" if key.startswith("train") else "test"]
@@ -117,10 +120,10 @@ def run_config(config, work_dir, name: str, iters=None, splits: Mapping[str, str
     return cfg
 
 
-def train_or_reuse(config, work_dir, name: str, iters=None, splits: Mapping[str, str] = SPLITS):
+def train_or_reuse(config, work_dir, name: str, iters=None, splits: Mapping[str, str] = SPLITS, options=None):
     """Train (or reuse the finished run of) ``config`` by the Runner (:func:`run_config`); returns ``(model,
     record)``, the record holding the run's ``test_dataloader`` config."""
-    cfg = run_config(config, work_dir, name, iters, splits)
+    cfg = run_config(config, work_dir, name, iters, splits, options)
     test_loader = copy.deepcopy(cfg.test_dataloader)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # scored afterwards, every row alike
     runner, record = common.train_and_record(cfg, config, name)
@@ -214,12 +217,14 @@ def score_rows(frames: Sequence[dict], classes: Sequence[str]) -> List[dict]:
             for key, source, subset, name in ROWS if source in frames[0]]
 
 
-def format_outdoor_table(rows: Sequence[dict], classes: Sequence[str]) -> str:
-    head = "| row | scene-0916 points | mIoU | " + " | ".join(f"IoU {c}" for c in classes) + " |"
+def format_outdoor_table(rows: Sequence[dict], classes: Sequence[str], scored_on: str = "scene-0916") -> str:
+    """Markdown: one line per scored row (``row``: its letter, or empty), IoU in %."""
+    head = f"| row | {scored_on} points | mIoU | " + " | ".join(f"IoU {c}" for c in classes) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     fmt = lambda v: "-" if v != v else f"{v * 100:.1f}"  # noqa: E731
     for r in rows:
-        lines.append(f"| ({r['row']}) {r['name']} | {r['subset']} ({r['points']}) | "
+        letter = f"({r['row']}) " if r["row"] else ""
+        lines.append(f"| {letter}{r['name']} | {r['subset']} ({r['points']}) | "
                      f"{fmt(r['mIoU'])} | " + " | ".join(fmt(r["iou"][c]) for c in classes) + " |")
     return "\n".join(lines)
 
@@ -255,3 +260,38 @@ def run_outdoor(real_root, work_dir, iters=None, log=print) -> dict:
     seen = sum(int((f["seen"] & s).sum()) for f, s in zip(frames, scored)) / max(sum(int(s.sum()) for s in scored), 1)
     return dict(rows=score_rows(frames, classes), classes=classes, frames=frames, training=training, seen=seen,
                 **prepared)
+
+
+SELECT_FIRST = 30  # scene-0523 in time: its first 30 key frames train a setting, the points seen in its last 10 score it
+
+
+def selection_settings(real_root) -> Dict[str, tuple]:
+    """The settings :func:`select_on_train_scene` compares: name -> ``(config, cfg options)``."""
+    classifier = dict(type="ESPNetV2Teacher", weights=str(Path(real_root) / TEACHER_WEIGHTS))
+    return {"distilled (the table's student)": (CONFIGS["distill"], {}),
+            "distilled, class_balance": (CONFIGS["distill"], {"model.class_balance": dict(
+                classifier=classifier, power=0.5, max_weight=10.0)}),
+            "trained with the labels (the table's row e)": (CONFIGS["labels"], {})}
+
+
+def select_on_train_scene(real_root, work_dir, iters: int = 600, settings: Mapping[str, tuple] = None,
+                          log=print) -> dict:
+    """Compare ``settings`` (default :func:`selection_settings`) on scene-0523 alone: each trained ``iters``
+    iterations on its first :data:`SELECT_FIRST` key frames (runs under ``<work_dir>/select/``, reused when
+    finished) and scored, beside the fused teacher, on the points a camera sees in its last ones. scene-0916 is not
+    read. Returns ``dict(rows, classes, training={name: record})``."""
+    prepared = prepare(real_root, work_dir, log)
+    splits = split_in_time(prepared["infos"]["train"], SELECT_FIRST)
+    settings = selection_settings(real_root) if settings is None else settings
+    models, training = {}, {}
+    for k, (name, (config, options)) in enumerate(settings.items()):
+        models[name], record = train_or_reuse(config, work_dir, f"select/{k}", iters, splits, options)
+        test_loader = record.pop("test_dataloader")
+        training[name] = record
+        log(f"select: {name}: {record.get('iters')} iterations ({'reused' if record['reused'] else 'trained'})")
+    frames = predict_rows(models, prepared["teacher"], test_loader)
+    classes = scored_classes()
+    rows = [dict(row="", name=name, subset="seen", source=name, **iou_row(frames, name, "seen", classes))
+            for name in ("teacher", *models)]
+    rows[0]["name"] = "fused teacher labels"
+    return dict(rows=rows, classes=classes, training=training)

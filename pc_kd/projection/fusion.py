@@ -107,14 +107,15 @@ def fuse_scene(teacher: torch.nn.Module, points: torch.Tensor, frames: List[dict
 
 def fusion_fingerprint(teacher_cfg, options: dict) -> str:
     """What decides a fused file's content: the teacher's config, the checksum of its weights file
-    (``pretrained``) when there is one, and the fusion options; recorded in the manifest, so files made with
-    another teacher or config are redone, and ``--verify`` calls them stale."""
+    (``pretrained``) when there is one, in place of its path (the same file reached by another path, relative or
+    absolute, is the same teacher), and the fusion options; recorded in the manifest, so files made with another
+    teacher or config are redone, and ``--verify`` calls them stale."""
     from pc_kd.utils.manifest import file_sha256, fingerprint
 
     teacher = teacher_cfg.to_dict() if hasattr(teacher_cfg, "to_dict") else teacher_cfg
     weights = teacher.get("pretrained") if isinstance(teacher, dict) else None
     if weights and Path(weights).is_file():
-        teacher = dict(teacher, pretrained_sha256=file_sha256(weights))
+        teacher = dict(teacher, pretrained=Path(weights).name, pretrained_sha256=file_sha256(weights))
     return fingerprint(dict(teacher=teacher, **options))
 
 
