@@ -1,4 +1,5 @@
-"""hungarian_miou against a brute-force search over every cluster-to-class assignment."""
+"""hungarian_miou against a brute-force search over every cluster-to-class assignment, and its two conventions
+for the clusters left unmatched on a hand-made confusion matrix."""
 import itertools
 
 import numpy as np
@@ -52,3 +53,21 @@ def test_bad_input():
         hungarian_miou(np.zeros(3, int), np.zeros(2, int), 2)
     with pytest.raises(ValueError, match="labels outside 0..1"):
         hungarian_miou(np.zeros(2, int), np.array([0, 5]), 2)
+
+
+def test_unmatched_clusters_count_wrong_by_default_or_drop_out_when_ignored():
+    # class 0: 10 points in cluster 0, 2 in cluster 2; class 1: 8 in cluster 1, 3 in cluster 2, 1 in cluster 0.
+    # cluster 0 -> class 0, cluster 1 -> class 1, cluster 2 unmatched (5 points)
+    gt = np.array([0] * 12 + [1] * 12)
+    pred = np.array([0] * 10 + [2] * 2 + [1] * 8 + [2] * 3 + [0])
+    strict = hungarian_miou(pred, gt, 2)
+    assert strict["mapping"].tolist() == [0, 1, -1] and strict["unmatched"] == "wrong"
+    np.testing.assert_allclose(strict["iou"], [10 / 13, 8 / 12])  # unmatched points: misses of their class
+    assert strict["oacc"] == pytest.approx(18 / 24) and strict["unmatched_points"] == 5
+    loose = hungarian_miou(pred, gt, 2, unmatched="ignore")
+    np.testing.assert_allclose(loose["iou"], [10 / 11, 8 / 9])  # as if cluster 2's points were never scored
+    assert loose["oacc"] == pytest.approx(18 / 19) and loose["unmatched_points"] == 5
+    keep = pred != 2
+    np.testing.assert_allclose(hungarian_miou(pred[keep], gt[keep], 2)["iou"], loose["iou"])
+    with pytest.raises(ValueError, match="unmatched must be 'wrong' or 'ignore'"):
+        hungarian_miou(pred, gt, 2, unmatched="drop")

@@ -12,20 +12,27 @@ from pc_kd.registry import METRICS
 from .seg_metric import confusion_matrix, scores_from_confusion
 
 
-def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1) -> dict:
+def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1, unmatched: str = "wrong") -> dict:
     """Match predicted cluster ids to classes one-to-one so that the matched points are most, then score.
 
     Args:
-        pred: ``[N]`` int cluster ids ``>= 0`` (any number of clusters; clusters left unmatched count as wrong).
+        pred: ``[N]`` int cluster ids ``>= 0`` (any number of clusters, more than C included).
         gt: ``[N]`` int class ids in ``0..num_classes-1``; ``ignore_index`` points are left out.
         num_classes: C.
+        unmatched: what the points of clusters left unmatched (when there are more clusters than classes) are:
+            ``"wrong"`` (pc_kd's strict default: a miss of their true class, nobody's false positive) or
+            ``"ignore"`` (left out of every count, as a remap of those clusters to the ignore label does). Name
+            the convention beside the number.
 
     Returns:
-        ``dict(miou, oacc, macc, iou [C], mapping)`` with ``mapping [K]`` the class of each cluster id (-1 for
+        ``dict(miou, oacc, macc, iou [C], mapping, unmatched, unmatched_points)`` (``unmatched_points``: the
+        scored points in unmatched clusters, whichever the convention) with ``mapping [K]`` the class of each cluster id (-1 for
         unmatched ones), computed by ``scipy.optimize.linear_sum_assignment`` on the ``[K, C]`` confusion
         matrix; IoU is NaN for classes absent from gt and from the matched prediction, mIoU and mAcc average
         the present classes.
     """
+    if unmatched not in ("wrong", "ignore"):
+        raise ValueError(f"hungarian_miou: unmatched must be 'wrong' or 'ignore', got {unmatched!r}")
     pred = np.asarray(pred.cpu() if torch.is_tensor(pred) else pred).astype(np.int64).reshape(-1)
     gt = np.asarray(gt.cpu() if torch.is_tensor(gt) else gt).astype(np.int64).reshape(-1)
     if pred.shape != gt.shape:
@@ -37,10 +44,14 @@ def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1) -> dict:
     rows, cols = linear_sum_assignment(conf.T, maximize=True)
     mapping = np.full(k, -1, np.int64)
     mapping[rows] = cols
-    # columns 0..C-1: the matched clusters as their classes; column C: every unmatched cluster (always wrong)
+    # columns 0..C-1: the matched clusters as their classes; column C: every unmatched cluster (wrong, or dropped)
     matched = np.zeros((num_classes, num_classes + 1), np.int64)
     np.add.at(matched.T, np.where(mapping >= 0, mapping, num_classes), conf.T)
-    return dict(**scores_from_confusion(matched), mapping=mapping)
+    unmatched_points = int(matched[:, num_classes].sum())
+    if unmatched == "ignore":
+        matched[:, num_classes] = 0
+    return dict(**scores_from_confusion(matched), mapping=mapping, unmatched=unmatched,
+                unmatched_points=unmatched_points)
 
 
 @METRICS.register_module()
