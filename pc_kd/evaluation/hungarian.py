@@ -26,10 +26,10 @@ def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1, unmatched
 
     Returns:
         ``dict(miou, oacc, macc, iou [C], mapping, unmatched, unmatched_points)`` (``unmatched_points``: the
-        scored points in unmatched clusters, whichever the convention) with ``mapping [K]`` the class of each cluster id (-1 for
-        unmatched ones), computed by ``scipy.optimize.linear_sum_assignment`` on the ``[K, C]`` confusion
-        matrix; IoU is NaN for classes absent from gt and from the matched prediction, mIoU and mAcc average
-        the present classes.
+        scored points in unmatched clusters, whichever the convention) with ``mapping [K]`` the class of each
+        cluster id (-1 for unmatched ones), computed by ``scipy.optimize.linear_sum_assignment`` on the ``[K, C]``
+        confusion matrix; IoU is NaN for classes absent from gt and from the matched prediction, mIoU and mAcc
+        average the present classes.
     """
     if unmatched not in ("wrong", "ignore"):
         raise ValueError(f"hungarian_miou: unmatched must be 'wrong' or 'ignore', got {unmatched!r}")
