@@ -5,7 +5,7 @@
     pc-kd eval-nuscenes RESULTS.json --root DIR --version V [--scenes NAME ...] [--out F] [--devkit]
     pc-kd create-infos scannet|s3dis|nuscenes --root DIR --out DIR   (mmdet3d's --root-path / --out-dir too)
     pc-kd fuse | superpoints | visualize | teacher CONFIG ...
-    pc-kd demo | demo-bev | demo-real | demo-real-teachers [...]
+    pc-kd demo | demo-bev | demo-real | demo-real-teachers | demo-drive-segment [...]
     pc-kd bench NAME [...]          (benchmarks/bench_NAME.py; without NAME: the list)
     pc-kd doctor                    (versions, sparse-conv backend, GPU, headless rendering, data and weights)
 
@@ -33,6 +33,8 @@ TOOLS = {
     "demo-real": ("demo_real.py", "REAL nuScenes: two scenes converted, detectors trained and scored (pc_kd + devkit)"),
     "demo-real-teachers": ("demo_real_teachers.py", "REAL pretrained 2D teachers (ESPNetv2) fused into a real ScanNet "
                                                     "scan and into real nuScenes LiDAR, distilled into a point student"),
+    "demo-drive-segment": ("demo_drive_segment.py", "Drive&Segment: LiDAR segments -> pseudo-labels -> a 2D "
+                                                    "segmentation student, synthetic driving frames"),
 }
 
 

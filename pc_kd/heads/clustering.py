@@ -51,6 +51,51 @@ def _kmeans_once(x: torch.Tensor, k: int, iters: int, cosine: bool, g: torch.Gen
     return centroids, assign
 
 
+def minibatch_kmeans(x: torch.Tensor, k: int, batch_size: int = 1024, iters: int = 200, seed: int = 0,
+                     cosine: bool = True, restarts: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mini-batch k-means (Sculley 2010) of ``x [M, C]``, for a dataset too large for a full pass per step: k-means++
+    seeding on a sample, then each step moves every centre towards the mean of the batch items assigned to it
+    with the rate ``(items in this batch) / (items it received so far)``. Returns ``centroids [k, C]`` and
+    ``assign [M]`` (every item to its nearest centre). With ``cosine``, on L2-normalised rows (spherical). With
+    ``restarts > 1``, that many runs from different seedings, the best objective kept (as ``kmeans``)."""
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"minibatch_kmeans: expected a non-empty [M, C] tensor, got {tuple(x.shape)}")
+    if k > x.shape[0]:
+        raise ValueError(f"minibatch_kmeans: k = {k} clusters asked for only {x.shape[0]} items; lower k")
+    x = F.normalize(x.float(), dim=1) if cosine else x.float()
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    best = None
+    for _ in range(restarts):
+        centroids, assign = _minibatch_once(x, k, batch_size, iters, cosine, g)
+        fit = (x * centroids[assign]).sum() if cosine else -((x - centroids[assign]) ** 2).sum()
+        if best is None or fit > best[0]:
+            best = (fit, centroids, assign)
+    return best[1], best[2]
+
+
+def _minibatch_once(x: torch.Tensor, k: int, batch_size: int, iters: int, cosine: bool, g: torch.Generator):
+    sample = x[torch.randperm(len(x), generator=g)[:max(batch_size, 3 * k)]]
+    centroids, _ = _kmeans_once(sample, k, 0, cosine, g)
+    seen = torch.zeros(k)
+
+    def nearest(items):
+        return (items @ centroids.T).argmax(1) if cosine else torch.cdist(items, centroids).argmin(1)
+
+    for _ in range(iters):
+        batch = x[torch.randint(len(x), (min(batch_size, len(x)),), generator=g)]
+        assign = nearest(batch)
+        counts = torch.bincount(assign, minlength=k).float()
+        sums = torch.zeros_like(centroids).index_add_(0, assign, batch)
+        seen += counts
+        rate = (counts / seen.clamp(min=1))[:, None]
+        hit = counts > 0
+        centroids = torch.where(hit[:, None], (1 - rate) * centroids + rate * sums / counts.clamp(min=1)[:, None],
+                                centroids)
+        if cosine:
+            centroids = F.normalize(centroids, dim=1)
+    return centroids, nearest(x)
+
+
 def segment_pool(feats: torch.Tensor, segments: torch.Tensor):
     """Mean of ``feats [N, C]`` per segment id (``segments [N]``, -1 ignored): ``pooled [S, C]`` and each
     point's row ``index [N]`` (-1 for ignored points)."""

@@ -2,8 +2,9 @@
 from .backproject import backproject_features
 from .fusion import MissingFrameError, fuse_dataset, fuse_scene, load_frames
 from .project import ProjectedPoints, project_points
+from .segment_masks import pseudo_label_images, segment_images
 from .visibility import zbuffer_visibility
 from .zbuffer import ZBuffer, splat_zbuffer
 
 __all__ = ["backproject_features", "MissingFrameError", "fuse_dataset", "fuse_scene", "load_frames", "ProjectedPoints",
-           "project_points", "ZBuffer", "splat_zbuffer", "zbuffer_visibility"]
+           "project_points", "pseudo_label_images", "segment_images", "ZBuffer", "splat_zbuffer", "zbuffer_visibility"]

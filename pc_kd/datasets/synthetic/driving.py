@@ -34,6 +34,22 @@ PARTS = {
     "traffic_cone": [(0.0, 0.0, -0.4, 1.0, 1.0, 0.2, 1.0), (0.0, 0.0, 0.1, 0.55, 0.55, 0.8, 1.0)],
     "barrier": [(0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)],
 }
+# a finer build of each class for image-only tasks (make_driving_scene(detailed=True)): the same boxes as PARTS
+# where they carry the class's outline, plus what tells the classes apart by look rather than by paint (all shades
+# of the object's own paint): dark wheels on cars (4) and trucks (6), a band along a truck's cargo box, legs, a
+# torso and a head on pedestrians, dark bands on cones, alternating stripes along a barrier
+_CAR_WHEELS = [(fx, fy, -0.4, 0.16, 0.08, 0.22, 0.12) for fx in (-0.3, 0.3) for fy in (-0.5, 0.5)]
+_TRUCK_WHEELS = [(fx, fy, -0.42, 0.09, 0.08, 0.17, 0.12) for fx in (-0.4, -0.2, 0.37) for fy in (-0.5, 0.5)]
+DETAILED_PARTS = {
+    "car": PARTS["car"] + _CAR_WHEELS,
+    "truck": PARTS["truck"] + [(-0.13, 0.0, 0.1, 0.745, 1.01, 0.12, 0.45)] + _TRUCK_WHEELS,
+    "pedestrian": [(0.1, 0.0, -0.3, 0.45, 0.7, 0.4, 0.45), (0.1, 0.0, 0.1, 0.5, 0.8, 0.4, 1.0),
+                   (0.1, 0.0, 0.4, 0.35, 0.45, 0.2, 0.8), (-0.3, 0.0, 0.15, 0.35, 0.6, 0.4, 0.5)],
+    "traffic_cone": PARTS["traffic_cone"] + [(0.0, 0.0, 0.05, 0.6, 0.6, 0.12, 0.25),
+                                             (0.0, 0.0, 0.3, 0.5, 0.5, 0.1, 0.25)],
+    "barrier": [(0.0, fy, 0.0, 1.0, 0.2, 1.0, 1.0 if k % 2 == 0 else 0.4)
+                for k, fy in enumerate((-0.4, -0.2, 0.0, 0.2, 0.4))],
+}
 MOVABLE_SPEED = {"car": 10.0, "truck": 8.0, "pedestrian": 1.5}  # maximum speed (m/s) of a moving object
 SWEEP_DT = 0.5  # seconds between the previous LiDAR sweep and the key frame
 CAMERA_YAWS = {"CAM_FRONT": 0.0, "CAM_FRONT_RIGHT": -55.0, "CAM_FRONT_LEFT": 55.0, "CAM_BACK": 180.0,
@@ -74,15 +90,17 @@ class DrivingScene:
     attr_labels: np.ndarray
     paint: np.ndarray
     ego2global: np.ndarray
+    detailed: bool = False  # build the objects of DETAILED_PARTS instead of PARTS
 
     def parts(self, time_offset: float = 0.0):
         """The boxes the objects are built of, at ``time_offset`` seconds from the key frame (objects move with
         their velocity): ``parts [P, 7]`` (ego frame), ``owner [P]`` (object index), ``shade [P]``."""
         parts, owner, shade = [], [], []
+        build = DETAILED_PARTS if self.detailed else PARTS
         for k, (x, y, z, l, w, h, yaw) in enumerate(self.boxes_ego):
             c, s = np.cos(yaw), np.sin(yaw)
             x, y = x + self.velocity_ego[k, 0] * time_offset, y + self.velocity_ego[k, 1] * time_offset
-            for fx, fy, fz, fl, fw, fh, sh in PARTS[NUSCENES_CLASSES[self.labels[k]]]:
+            for fx, fy, fz, fl, fw, fh, sh in build[NUSCENES_CLASSES[self.labels[k]]]:
                 px, py = fx * l, fy * w
                 parts.append([x + c * px - s * py, y + s * px + c * py, z + fz * h, fl * l, fw * w, fh * h, yaw])
                 owner.append(k)
@@ -96,9 +114,11 @@ def _attribute(name: str, speed: float) -> int:
     return NUSCENES_ATTRIBUTES.index(attribute) if attribute else -1
 
 
-def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0) -> DrivingScene:
+def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0, detailed: bool = False
+                       ) -> DrivingScene:
     """Objects placed without overlap on the ground within ``extent`` metres, none on the ego vehicle. Half the
-    cars, trucks and pedestrians move (speed up to MOVABLE_SPEED along their heading), the rest stand still."""
+    cars, trucks and pedestrians move (speed up to MOVABLE_SPEED along their heading), the rest stand still.
+    ``detailed``: the objects are built of DETAILED_PARTS (the placement is the same)."""
     rng = np.random.default_rng(seed)
     names = list(OBJECTS)
     weights = np.array([0.45, 0.1, 0.25, 0.1, 0.1])
@@ -127,7 +147,8 @@ def make_driving_scene(seed: int, num_objects: int = 24, extent: float = 45.0) -
     ego2global[:3, :3] = [[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]]
     ego2global[:3, 3] = (rng.uniform(300, 1500), rng.uniform(300, 1500), 0.0)
     return DrivingScene(np.array(boxes).reshape(-1, 7), np.array(labels, np.int64), np.array(velos).reshape(-1, 2),
-                        np.array(attrs, np.int64), np.clip(np.array(paint).reshape(-1, 3), 0, 255), ego2global)
+                        np.array(attrs, np.int64), np.clip(np.array(paint).reshape(-1, 3), 0, 255), ego2global,
+                        detailed)
 
 
 def simulate_lidar(scene: DrivingScene, seed: int, azimuth_step_deg: float = 0.4, max_range: float = 70.0,
@@ -157,9 +178,17 @@ def simulate_lidar(scene: DrivingScene, seed: int, azimuth_step_deg: float = 0.4
     return points, target
 
 
-def render_camera(scene: DrivingScene, cam2ego: np.ndarray, K: np.ndarray, image_hw) -> np.ndarray:
+# the per-pixel classes of a camera image (render_camera(..., with_classes=True)): the ground, then each object
+# class; the sky has no class (PIXEL_IGNORE)
+PIXEL_CLASSES = ("ground",) + tuple(OBJECTS)
+PIXEL_IGNORE = 255
+
+
+def render_camera(scene: DrivingScene, cam2ego: np.ndarray, K: np.ndarray, image_hw, with_classes: bool = False):
     """Ray-cast RGB image ``[H, W, 3]`` uint8: shaded object paint (darker cabins / backpacks), striped grey
-    ground, sky gradient."""
+    ground, sky gradient. With ``with_classes`` also the class of each pixel ``[H, W]`` uint8 (an index into
+    PIXEL_CLASSES, from the ray's hit: the ground or the object that owns the part hit; PIXEL_IGNORE for the
+    sky)."""
     h, w = image_hw
     v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
     rays_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1).reshape(-1, 3)
@@ -179,4 +208,10 @@ def render_camera(scene: DrivingScene, cam2ego: np.ndarray, K: np.ndarray, image
     rgb = rgb * shade[:, None]
     rgb[ground] *= stripes[:, None]
     rgb[hits.target < 0] = sky[hits.target < 0]
-    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(h, w, 3)
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8).reshape(h, w, 3)
+    if not with_classes:
+        return rgb
+    object_class = np.array([PIXEL_CLASSES.index(NUSCENES_CLASSES[k]) for k in scene.labels], np.uint8)
+    classes = np.concatenate([[0], object_class[owner]]).astype(np.uint8)[np.maximum(hits.target, 0)]
+    classes[hits.target < 0] = PIXEL_IGNORE
+    return rgb, classes.reshape(h, w)
