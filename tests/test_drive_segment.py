@@ -222,3 +222,40 @@ def test_the_pipeline_runs_on_a_few_frames(tmp_path):
     for row in rows.values():
         assert 0 <= row["miou"] <= row["miou_unmatched_ignored"] + 1e-9 <= 100 + 1e-9
     assert rows["b"]["pixels"] < rows["a"]["pixels"]  # the pseudo-labels cover part of the pixels only
+
+
+def test_sparse_point_classes_by_hand():
+    from pc_kd.experiments.drive_segment_real import REAL_CLASSES, sparse_point_classes
+    from pc_kd.structures.class_names import NUSCENES_BOX_POINT_CLASSES as BOX
+
+    points = np.array([[5.0, 0, -1.8], [5.0, 0, -1.8], [5.0, 0, -1.0], [40.0, 0, -1.8], [3.0, 1, -1.7],
+                       [3.0, 1, -1.7]])
+    labels = np.array([BOX.index("car"), BOX.index("other"), BOX.index("other"), BOX.index("other"), 255,
+                       BOX.index("traffic_cone")])
+    got = sparse_point_classes(points, labels)
+    assert got.tolist() == [REAL_CLASSES.index("car"), REAL_CLASSES.index("road"), -1, -1, -1,
+                            REAL_CLASSES.index("traffic_cone")]
+
+
+@pytest.mark.realdata
+def test_real_frames_carry_sparse_labels_where_the_lidar_sees(real_data, tmp_path):
+    """Two real scene-0916 key frames: six resized cameras, labelled pixels only where a LiDAR point falls, road
+    below the horizon, cars where the annotated cars' points project."""
+    from pc_kd.datasets.converters.nuscenes import create_nuscenes_split_infos
+    from pc_kd.datasets.converters.nuscenes_points import create_nuscenes_point_infos
+    from pc_kd.experiments.drive_segment_real import REAL_CLASSES, real_frames
+
+    root = real_data / "nuscenes_2scenes"
+    det = create_nuscenes_split_infos(root, tmp_path / "infos", "v1.0-trainval", split_scenes={"val": ["scene-0916"]},
+                                      log=lambda m: None)
+    info = create_nuscenes_point_infos(det[0], root, tmp_path / "points", log=lambda m: None)
+    frames = real_frames(info, (90, 160), limit=2)
+    assert len(frames) == 2
+    for frame in frames:
+        assert frame.images.shape == (6, 3, 90, 160) and frame.classes.shape == (6, 90, 160)
+        labelled = frame.classes != PIXEL_IGNORE
+        assert 0.02 < labelled.float().mean() < 0.6
+        road = frame.classes == REAL_CLASSES.index("road")
+        rows = torch.nonzero(road)[:, 1].float()
+        assert road.sum() > 500 and (rows > 45).float().mean() > 0.95  # the road lies below the horizon
+        assert (frame.classes == REAL_CLASSES.index("car")).any()

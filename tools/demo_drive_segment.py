@@ -4,6 +4,7 @@
 random network's features and the student trained on GT labels (pc_kd.experiments.drive_segment).
 
     python tools/demo_drive_segment.py [--work-dir work_dirs/demo_drive_segment] [--seeds 0 1 2] [--config CFG]
+    python tools/demo_drive_segment.py --real [--real-data DIR]    (the real nuScenes frames, one seed)
 
 A rerun reuses the rendered frames and every finished seed. Writes ``table.md``, ``rows_seed<k>.json`` and
 ``pictures/`` into the work dir.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "drive_and_segment" / "drive-segment_tinysegnet-contrastive_synthetic-driving.py"
+REAL_CONFIG = ROOT / "configs" / "drive_and_segment" / "drive-segment_espnetv2-city_nuscenes-2scenes.py"
 
 
 def main(argv=None):
@@ -22,6 +24,10 @@ def main(argv=None):
     parser.add_argument("--work-dir", default="work_dirs/demo_drive_segment")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--config", default=str(CONFIG), help="a config with a settings dict (default: %(default)s)")
+    parser.add_argument("--real", action="store_true",
+                        help="instead: the REAL nuScenes frames of $PC_KD_REAL_DATA (scene-0523 -> scene-0916) with "
+                             "the ESPNetv2 Cityscapes encoder as the backbone (--config defaults to the nuScenes one)")
+    parser.add_argument("--real-data", default=None, help="the real-data folder (default: $PC_KD_REAL_DATA)")
     parser.add_argument("--backbone", default=None,
                         help="the label-free backbone's weights (default: checkpoints/tinysegnet_contrastive_synthetic-"
                              "driving.pth; trained and written there when absent)")
@@ -30,6 +36,24 @@ def main(argv=None):
 
     from pc_kd.experiments import drive_segment as ds
 
+    if args.real:
+        import os
+
+        from pc_kd.experiments import drive_segment_real as dr
+
+        real = args.real_data or os.environ.get("PC_KD_REAL_DATA")
+        if not real or not (Path(real) / "nuscenes_2scenes").is_dir():
+            print("error: --real needs the real-data folder: pass --real-data DIR or set PC_KD_REAL_DATA (its "
+                  "nuscenes_2scenes/ and teachers/ are read)", file=sys.stderr)
+            return 1
+        config = REAL_CONFIG if args.config == str(CONFIG) else args.config
+        settings = ds.Settings(**Config.fromfile(config).settings)
+        result = dr.demo_real(real, args.work_dir, settings, args.seeds[0])
+        print(f"Drive&Segment, REAL nuScenes: trained on scene-0523 (40 key frames, 6 cameras), scored on "
+              f"scene-0916's {result['pixels']} labelled pixels (LiDAR points in boxes, road points); backbone: "
+              f"ESPNetv2 trained WITH Cityscapes labels, so not label-free; seed {args.seeds[0]}")
+        print(result["table"])
+        return 0
     settings = ds.Settings(**Config.fromfile(args.config).settings)
     result = ds.demo(args.work_dir, settings, args.seeds, Path(args.backbone) if args.backbone else ds.BACKBONE)
     print(f"Drive&Segment, synthetic driving: trained on {settings.train_frames} frames of seed "

@@ -212,17 +212,23 @@ def load_backbone(path: Path) -> dict:
     return {k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
 
 
-def _score(pred: torch.Tensor, gt: torch.Tensor, row: str) -> dict:
+def score_classes(pred: torch.Tensor, gt: torch.Tensor, classes: Sequence[str], row: str) -> dict:
+    """One Hungarian matching of ``pred`` (cluster ids) to ``gt`` (indices into ``classes``) over every pixel whose
+    ``gt`` is not PIXEL_IGNORE: strict (pixels of unmatched clusters count wrong) and lenient (left out)."""
     keep = gt != PIXEL_IGNORE
-    strict = hungarian_miou(pred[keep].numpy(), gt[keep].numpy(), len(PIXEL_CLASSES), ignore_index=PIXEL_IGNORE,
+    strict = hungarian_miou(pred[keep].numpy(), gt[keep].numpy(), len(classes), ignore_index=PIXEL_IGNORE,
                             unmatched="wrong")
-    lenient = hungarian_miou(pred[keep].numpy(), gt[keep].numpy(), len(PIXEL_CLASSES), ignore_index=PIXEL_IGNORE,
+    lenient = hungarian_miou(pred[keep].numpy(), gt[keep].numpy(), len(classes), ignore_index=PIXEL_IGNORE,
                              unmatched="ignore")
     return dict(row=row, miou=100 * strict["miou"], pixel_acc=100 * strict["oacc"],
                 miou_unmatched_ignored=100 * lenient["miou"], pixels=int(keep.sum()),
                 unmatched_pixels=strict["unmatched_points"],
-                iou={c: 100 * float(v) for c, v in zip(PIXEL_CLASSES, strict["iou"])},
+                iou={c: 100 * float(v) for c, v in zip(classes, strict["iou"])},
                 mapping=[int(m) for m in strict["mapping"]])
+
+
+def _score(pred: torch.Tensor, gt: torch.Tensor, row: str) -> dict:
+    return score_classes(pred, gt, PIXEL_CLASSES, row)
 
 
 def _pixel_features(net: TinySegNet, images: torch.Tensor) -> torch.Tensor:
@@ -231,7 +237,7 @@ def _pixel_features(net: TinySegNet, images: torch.Tensor) -> torch.Tensor:
         return F.interpolate(feats, size=images.shape[2:], mode="bilinear", align_corners=False)
 
 
-def _cluster_pixels(values: torch.Tensor, k: int, seed: int, cosine: bool, restarts: int,
+def cluster_pixels(values: torch.Tensor, k: int, seed: int, cosine: bool, restarts: int,
                     sample: int = 20000) -> torch.Tensor:
     """k-means on a random sample of ``values [M, C]``, every row assigned to its nearest centre."""
     g = torch.Generator().manual_seed(seed)
@@ -252,7 +258,7 @@ def run(s: Settings, seed: int, backbone_state: dict, train: Sequence[Frame], te
     rows = {}
     # (a) pixel colours
     colours = test_images.permute(0, 2, 3, 1).reshape(-1, 3)
-    rows["a"] = _score(_cluster_pixels(colours, s.clusters, seed, False, s.kmeans_restarts).view_as(test_gt), test_gt,
+    rows["a"] = _score(cluster_pixels(colours, s.clusters, seed, False, s.kmeans_restarts).view_as(test_gt), test_gt,
                        "(a) k-means on pixel colours")
     # segments -> features -> clusters -> pseudo-labels
     log(f"seed {seed}: LiDAR segments and their features in {len(train)} training frames")
@@ -280,7 +286,7 @@ def run(s: Settings, seed: int, backbone_state: dict, train: Sequence[Frame], te
     # (e) a random-init student's features, clustered
     random_net = new_student(s.clusters, s, None, seed).eval()
     pix = _pixel_features(random_net, test_images).permute(0, 2, 3, 1).reshape(-1, s.feat_channels)
-    rows["e"] = _score(_cluster_pixels(pix, s.clusters, seed, True, s.kmeans_restarts).view_as(test_gt), test_gt,
+    rows["e"] = _score(cluster_pixels(pix, s.clusters, seed, True, s.kmeans_restarts).view_as(test_gt), test_gt,
                        "(e) random-init student's features, k-means")
     # (f) upper bound: the same student on the GT labels
     supervised = train_student(new_student(len(PIXEL_CLASSES), s, backbone_state, seed), train_images,
@@ -335,7 +341,8 @@ def format_table(per_seed: Dict[int, Dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def picture(frame: Frame, keep: dict, mapping: Sequence[int], out_png, view: int = 0) -> Path:
+def picture(frame: Frame, keep: dict, mapping: Sequence[int], out_png, view: int = 0,
+            classes: Sequence[str] = PIXEL_CLASSES) -> Path:
     """One test camera: the image, its LiDAR segments, the pseudo-labels, the student's prediction (clusters drawn
     in the colour of the class the Hungarian matching gave them; grey: unmatched or none) and the GT classes."""
     import matplotlib
@@ -345,7 +352,7 @@ def picture(frame: Frame, keep: dict, mapping: Sequence[int], out_png, view: int
 
     from pc_kd.visualization.bev import label_palette, save_figure
 
-    palette = label_palette(len(PIXEL_CLASSES))
+    palette = label_palette(len(classes))
     grey = np.array([0.85, 0.85, 0.85])
 
     def by_class(labels):
@@ -358,17 +365,17 @@ def picture(frame: Frame, keep: dict, mapping: Sequence[int], out_png, view: int
     seg_colours = np.vstack([rng.uniform(0.1, 0.95, (int(seg.max()) + 2, 3))])
     seg_rgb = np.where((seg >= 0)[..., None], seg_colours[np.maximum(seg, 0)], grey)
     gt = frame.classes[view].numpy()
-    gt_rgb = np.where((gt == PIXEL_IGNORE)[..., None], grey, palette[np.minimum(gt, len(PIXEL_CLASSES) - 1)])
+    gt_rgb = np.where((gt == PIXEL_IGNORE)[..., None], grey, palette[np.minimum(gt, len(classes) - 1)])
     panels = [(frame.images[view].permute(1, 2, 0).numpy(), "camera"), (seg_rgb, "LiDAR segments (ground: one)"),
               (by_class(keep["pseudo"][view]), "pseudo-labels (matched class colours)"),
-              (by_class(keep["student"][view]), "student (sliding windows)"), (gt_rgb, "ground truth (sky: grey)")]
+              (by_class(keep["student"][view]), "the student's prediction"), (gt_rgb, "ground truth (grey: none)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
     for ax, (img, title) in zip(axes, panels):
         ax.imshow(img)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(PIXEL_CLASSES))]
-    fig.legend(handles, PIXEL_CLASSES, loc="lower center", ncol=len(PIXEL_CLASSES), fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[i]) for i in range(len(classes))]
+    fig.legend(handles, classes, loc="lower center", ncol=len(classes), fontsize=8)
     return save_figure(fig, out_png)
 
 

@@ -189,43 +189,60 @@ def savitzky_golay_rows(image, window: int = 9, order: int = 2) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _flood(label, value, start, depth, use_beta, smoothed, row_alpha, col_alpha, threshold, queue):
+    """Breadth-first search from pixel ``start`` (flat index) through the 4-neighbourhood (columns wrap), giving
+    unlabelled pixels (``label < 0``) ``value``. A pixel without a return is labelled but grows no further. A
+    neighbour joins when ``use_beta``: it has a return and the pair's beta exceeds ``threshold``; else: the
+    pair's ``smoothed`` values differ by less than ``threshold``."""
+    rows, cols = depth.shape
+    head = 0
+    tail = 1
+    queue[0] = start
+    while head < tail:
+        u = queue[head]
+        head += 1
+        ur = u // cols
+        uc = u % cols
+        if label[ur, uc] >= 0:
+            continue
+        label[ur, uc] = value
+        if depth[ur, uc] < 0.001:
+            continue
+        for k in range(4):
+            vr = ur + (-1 if k == 0 else 1 if k == 1 else 0)
+            if vr < 0 or vr >= rows:
+                continue
+            vc = (uc + (-1 if k == 2 else 1 if k == 3 else 0)) % cols
+            if label[vr, vc] >= 0:
+                continue
+            if use_beta:
+                if depth[vr, vc] < 0.001:
+                    continue
+                alpha = col_alpha if k >= 2 else row_alpha[min(ur, vr)]
+                d1 = max(depth[ur, uc], depth[vr, vc])
+                d2 = min(depth[ur, uc], depth[vr, vc])
+                join = np.arctan2(d2 * np.sin(alpha), d1 - d2 * np.cos(alpha)) > threshold
+            else:
+                join = abs(smoothed[ur, uc] - smoothed[vr, vc]) < threshold
+            if join:
+                queue[tail] = vr * cols + vc
+                tail += 1
+
+
+@numba.njit(cache=True)
 def _grow_ground(depth, smoothed, start, grow):
     rows, cols = depth.shape
-    label = np.zeros((rows, cols), np.bool_)
+    label = np.full((rows, cols), -1, np.int64)
     queue = np.empty(rows * cols * 4 + 1, np.int64)
-    dr = np.array([-1, 1, 0, 0])
-    dc = np.array([0, 0, -1, 1])
+    no_alpha = np.zeros(1)
     for c in range(cols):
         r = rows - 1
         while r > 0 and depth[r, c] < 0.001:
             r -= 1
-        if label[r, c] or smoothed[r, c] > start:
+        if label[r, c] >= 0 or smoothed[r, c] > start:
             continue
-        head = 0
-        tail = 0
-        queue[tail] = r * cols + c
-        tail += 1
-        while head < tail:
-            u = queue[head]
-            head += 1
-            ur = u // cols
-            uc = u % cols
-            if label[ur, uc]:
-                continue
-            label[ur, uc] = True
-            if depth[ur, uc] < 0.001:
-                continue
-            for k in range(4):
-                vr = ur + dr[k]
-                if vr < 0 or vr >= rows:
-                    continue
-                vc = (uc + dc[k]) % cols
-                if label[vr, vc]:
-                    continue
-                if abs(smoothed[ur, uc] - smoothed[vr, vc]) < grow:
-                    queue[tail] = vr * cols + vc
-                    tail += 1
-    return label
+        _flood(label, 0, r * cols + c, depth, False, smoothed, no_alpha, 0.0, grow, queue)
+    return label >= 0
 
 
 def ground_mask(depth, row_angles, window: int = 9, start_angle_deg: float = 30.0, grow_angle_deg: float = 7.0,
@@ -254,38 +271,12 @@ def _label_by_beta(depth, row_alpha, col_alpha, threshold):
     rows, cols = depth.shape
     label = np.full((rows, cols), -1, np.int64)
     queue = np.empty(rows * cols * 4 + 1, np.int64)
-    dr = np.array([-1, 1, 0, 0])
-    dc = np.array([0, 0, -1, 1])
     count = 0
     for r0 in range(rows):
         for c0 in range(cols):
             if label[r0, c0] >= 0 or depth[r0, c0] < 0.001:
                 continue
-            head = 0
-            tail = 0
-            queue[tail] = r0 * cols + c0
-            tail += 1
-            while head < tail:
-                u = queue[head]
-                head += 1
-                ur = u // cols
-                uc = u % cols
-                if label[ur, uc] >= 0:
-                    continue
-                label[ur, uc] = count
-                for k in range(4):
-                    vr = ur + dr[k]
-                    if vr < 0 or vr >= rows:
-                        continue
-                    vc = (uc + dc[k]) % cols
-                    if label[vr, vc] >= 0 or depth[vr, vc] < 0.001:
-                        continue
-                    alpha = col_alpha if dr[k] == 0 else row_alpha[min(ur, vr)]
-                    d1 = max(depth[ur, uc], depth[vr, vc])
-                    d2 = min(depth[ur, uc], depth[vr, vc])
-                    if np.arctan2(d2 * np.sin(alpha), d1 - d2 * np.cos(alpha)) > threshold:
-                        queue[tail] = vr * cols + vc
-                        tail += 1
+            _flood(label, count, r0 * cols + c0, depth, True, depth, row_alpha, col_alpha, threshold, queue)
             count += 1
     return label, count
 
