@@ -9,7 +9,11 @@ from pc_kd.engine import check_config_keys
 from pc_kd.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
+ALL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
+# Runner configs (model, data, evaluator) and experiment settings (a ``settings`` dict read by a tool, e.g.
+# configs/drive_and_segment/, whose student trains in pc_kd.experiments.drive_segment's own loop)
+SETTINGS = [p for p in ALL_CONFIGS if "settings" in Config.fromfile(p)]
+CONFIGS = [p for p in ALL_CONFIGS if p not in SETTINGS]
 
 
 def _bases(path):
@@ -39,6 +43,19 @@ def test_config_builds_its_model(path, monkeypatch):
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert cfg.get("val_evaluator") and cfg.get("train_dataloader")
+
+
+@pytest.mark.parametrize("path", SETTINGS, ids=[str(p.relative_to(ROOT / "configs")) for p in SETTINGS])
+def test_settings_config_names_only_known_settings(path):
+    from dataclasses import fields
+
+    from pc_kd.experiments.drive_segment import Settings
+
+    settings = Config.fromfile(path).settings
+    known = {f.name for f in fields(Settings)}
+    assert set(settings) <= known, f"{path.name}: unknown settings {sorted(set(settings) - known)}"
+    assert Settings(**settings).clusters > 0
+    assert "model" not in Config.fromfile(path)
 
 
 def _extras():
