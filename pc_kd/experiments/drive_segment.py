@@ -118,15 +118,17 @@ def collect_segment_features(backbone, frames: Sequence[Frame], s: Settings):
 def pseudo_labels(seg_images, items, clusters: torch.Tensor) -> List[torch.Tensor]:
     """Pseudo-label images ``[F][V, H, W]``: each pixel of a (frame, view, segment) item takes its cluster;
     PIXEL_IGNORE elsewhere (pixels of segments too small to crop included)."""
+    per_view = {}
+    for (f, v, seg), c in zip(items, clusters.tolist()):
+        per_view.setdefault((f, v), []).append((seg, c))
     out = []
     for f, seg_img in enumerate(seg_images):
         labels = torch.full_like(seg_img, PIXEL_IGNORE)
         for v in range(seg_img.shape[0]):
-            mine = [(seg, int(c)) for (ff, vv, seg), c in zip(items, clusters) if ff == f and vv == v]
-            if not mine:
+            if (f, v) not in per_view:
                 continue
             lookup = torch.full((int(seg_img[v].max()) + 1,), -1, dtype=torch.long)
-            for seg, c in mine:
+            for seg, c in per_view[(f, v)]:
                 lookup[seg] = c
             labels[v] = pseudo_label_images(seg_img[v], lookup, PIXEL_IGNORE)
         out.append(labels)
@@ -142,29 +144,38 @@ def new_student(num_classes: int, s: Settings, backbone_state=None, seed: int = 
     return net
 
 
+def _optimise(params, steps: int, lr: float, loss_at, log, name: str) -> None:
+    """AdamW with a cosine schedule over ``steps``; ``loss_at(it)`` gives the step's loss; a log line per quarter."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.01)
+    start = time.time()
+    for it in range(steps):
+        loss = loss_at(it)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (it + 1) % max(1, steps // 4) == 0:
+            log(f"{name}: iteration {it + 1}/{steps}, loss {loss.item():.3f} ({time.time() - start:.0f} s)")
+
+
 def train_student(net: TinySegNet, images: torch.Tensor, labels: torch.Tensor, s: Settings, seed: int,
                   log=print, name: str = "student") -> TinySegNet:
     """Per-pixel cross-entropy on ``labels [B, H, W]`` (PIXEL_IGNORE left out) of ``images [B, 3, H, W]`` (0..1),
     random horizontal flips, AdamW with a cosine schedule."""
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.student_iters, eta_min=s.lr * 0.01)
     x_all = normalise_images(images)
     net.train()
-    start = time.time()
-    for it in range(s.student_iters):
+
+    def loss_at(it):
         idx = torch.randint(len(images), (s.batch_size,), generator=g)
         x, y = x_all[idx], labels[idx]
         flip = torch.rand(len(idx), generator=g) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
         y = torch.where(flip[:, None, None], y.flip(2), y)
-        loss = F.cross_entropy(net(x), y, ignore_index=PIXEL_IGNORE)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (it + 1) % max(1, s.student_iters // 4) == 0:
-            log(f"{name}: iteration {it + 1}/{s.student_iters}, loss {loss.item():.3f} ({time.time() - start:.0f} s)")
+        return F.cross_entropy(net(x), y, ignore_index=PIXEL_IGNORE)
+
+    _optimise(net.parameters(), s.student_iters, s.lr, loss_at, log, name)
     return net.eval()
 
 
@@ -188,19 +199,10 @@ def train_backbone(frames: Sequence[Frame], s: Settings, out: Path, seed: int = 
                   for v in range(len(frame.images))]
     crops = torch.cat(crops)
     log(f"label-free backbone: {len(crops)} segment crops of {len(frames)} frames, contrastive training")
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.backbone_iters, eta_min=s.lr * 0.01)
     g = torch.Generator().manual_seed(seed)
-    start = time.time()
-    for it in range(s.backbone_iters):
-        loss = model.loss(crops[torch.randperm(len(crops), generator=g)[:s.backbone_batch]], g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (it + 1) % max(1, s.backbone_iters // 5) == 0:
-            log(f"label-free backbone (contrastive, segment crops): iteration {it + 1}/{s.backbone_iters}, "
-                f"loss {loss.item():.3f} ({time.time() - start:.0f} s)")
+    _optimise(model.parameters(), s.backbone_iters, s.lr,
+              lambda it: model.loss(crops[torch.randperm(len(crops), generator=g)[:s.backbone_batch]], g), log,
+              "label-free backbone (contrastive, segment crops)")
     state = {k: v.half() for k, v in net.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as tmp:
