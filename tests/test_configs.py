@@ -10,8 +10,8 @@ from pc_kd.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
-# Runner configs (model, data, evaluator) and experiment settings (a ``settings`` dict read by a tool, e.g.
-# configs/drive_and_segment/, whose student trains in pc_kd.experiments.drive_segment's own loop)
+# Runner configs (model, data, evaluator) and experiment settings (a ``settings`` dict read by a tool: the
+# drive-segment_* files of configs/drive_and_segment/, read by tools/demo_drive_segment.py)
 SETTINGS = [p for p in ALL_CONFIGS if "settings" in Config.fromfile(p)]
 CONFIGS = [p for p in ALL_CONFIGS if p not in SETTINGS]
 

@@ -259,3 +259,44 @@ def test_real_frames_carry_sparse_labels_where_the_lidar_sees(real_data, tmp_pat
         rows = torch.nonzero(road)[:, 1].float()
         assert road.sum() > 500 and (rows > 45).float().mean() > 0.95  # the road lies below the horizon
         assert (frame.classes == REAL_CLASSES.index("car")).any()
+
+
+def test_frame_cache_reads_back_bit_identical_without_pickle(tmp_path):
+    from pc_kd.experiments import drive_segment as ds
+
+    s = ds.Settings(image_hw=(28, 50), num_objects=6)
+    frames = ds.make_frames(5, 2, s)
+    ds.save_frames(frames, tmp_path / "frames.npz")
+    back = ds.load_frames(tmp_path / "frames.npz")
+    assert len(back) == 2
+    for a, b in zip(frames, back):
+        assert torch.equal(a.images, b.images) and torch.equal(a.classes, b.classes)
+        assert np.array_equal(a.points, b.points) and a.points.dtype == b.points.dtype
+        assert torch.equal(a.lidar2img, b.lidar2img)
+    with np.load(tmp_path / "frames.npz", allow_pickle=False) as z:  # plain arrays: no object is pickled
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_real_frames_name_the_missing_or_malformed_file(tmp_path):
+    import pickle
+
+    from pc_kd.experiments.drive_segment_real import real_frames
+
+    points = np.zeros((10, 5), np.float32)
+    points.tofile(tmp_path / "sweep.bin")
+    np.zeros(9, np.int64).tofile(tmp_path / "labels.bin")  # one label short
+    entry = dict(lidar_points=dict(lidar_path=str(tmp_path / "sweep.bin")),
+                 pts_semantic_mask_path=str(tmp_path / "labels.bin"),
+                 images=[dict(img_path=str(tmp_path / "missing.jpg"), cam2img=np.eye(3).tolist(),
+                              cam2world=np.eye(4).tolist())])
+    info = tmp_path / "points_infos.pkl"
+    info.write_bytes(pickle.dumps(dict(data_list=[entry])))
+    with pytest.raises(FileNotFoundError, match=r"data_list\[0\]\.images\[0\]\.img_path = .*missing\.jpg"):
+        real_frames(info)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "missing.jpg")
+    with pytest.raises(ValueError, match=r"sweep\.bin holds 50 float32 values .*labels\.bin 9 int64"):
+        real_frames(info)
+    with pytest.raises(FileNotFoundError, match="point info file"):
+        real_frames(tmp_path / "absent.pkl")

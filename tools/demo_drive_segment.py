@@ -6,8 +6,10 @@ random network's features and the student trained on GT labels (pc_kd.experiment
     python tools/demo_drive_segment.py [--work-dir work_dirs/demo_drive_segment] [--seeds 0 1 2] [--config CFG]
     python tools/demo_drive_segment.py --real [--real-data DIR]    (the real nuScenes frames, one seed)
 
-A rerun reuses the rendered frames and every finished seed. Writes ``table.md``, ``rows_seed<k>.json`` and
-``pictures/`` into the work dir.
+A rerun reuses the rendered frames and every finished seed. Writes ``table.md``, ``rows_seed<k>.json``,
+``pictures/`` and ``pseudo_label_dataset/`` (the first seed's pseudo-label images: what
+configs/drive_and_segment/drive-segment-student_tinysegnet_synthetic-driving.py trains on with tools/train.py) into
+the work dir.
 """
 import argparse
 import sys
@@ -15,13 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "drive_and_segment" / "drive-segment_tinysegnet-contrastive_synthetic-driving.py"
+STUDENT_CONFIG = ROOT / "configs" / "drive_and_segment" / "drive-segment-student_tinysegnet_synthetic-driving.py"
+DEFAULT_WORK_DIR = "work_dirs/demo_drive_segment"
 REAL_CONFIG = ROOT / "configs" / "drive_and_segment" / "drive-segment_espnetv2-city_nuscenes-2scenes.py"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pc-kd demo-drive-segment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="work_dirs/demo_drive_segment")
+    parser.add_argument("--work-dir", default=DEFAULT_WORK_DIR)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--config", default=str(CONFIG), help="a config with a settings dict (default: %(default)s)")
     parser.add_argument("--real", action="store_true",
@@ -60,6 +64,11 @@ def main(argv=None):
           f"{settings.train_seed}, scored on {settings.test_frames} frames of seed {settings.test_seed}; mean +- std "
           f"over seeds {args.seeds}")
     print(result["table"])
+    data = Path(args.work_dir) / ds.PSEUDO_LABEL_DATASET
+    moved = "" if args.work_dir == DEFAULT_WORK_DIR else " --cfg-options " + " ".join(
+        f"{loader}.dataset.data_root={data}" for loader in ("train_dataloader", "val_dataloader", "test_dataloader"))
+    print(f"\nThe student in the Runner, on seed {args.seeds[0]}'s pseudo-labels (written to {data}):\n"
+          f"    python tools/train.py {STUDENT_CONFIG.relative_to(ROOT)}{moved}")
     return 0
 
 

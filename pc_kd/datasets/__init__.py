@@ -2,6 +2,7 @@
 from pc_kd.structures.class_names import IGNORE_INDEX, NUSCENES_CLASSES, S3DIS_CLASSES, SCANNET20_CLASSES
 
 from . import transforms  # noqa: F401  (registers the transforms)
+from .image_segmentation import ImageSegmentationDataset
 from .indoor import S3DISDataset, ScanNetDataset
 from .nuscenes import NuScenesDataset, NuScenesPointDataset
 from .samplers import EpochSeededSampler, SampleDraw
@@ -9,4 +10,5 @@ from .synthetic import SyntheticDrivingDataset, SyntheticIndoorDataset
 
 __all__ = ["IGNORE_INDEX", "NUSCENES_CLASSES", "S3DIS_CLASSES", "SCANNET20_CLASSES", "S3DISDataset",
            "ScanNetDataset", "NuScenesDataset", "NuScenesPointDataset", "SyntheticIndoorDataset", "SyntheticDrivingDataset",
-           "EpochSeededSampler", "SampleDraw"]
+           "EpochSeededSampler", "SampleDraw",
+           "ImageSegmentationDataset"]

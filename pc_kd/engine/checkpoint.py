@@ -95,10 +95,12 @@ class CheckpointMismatchError(CheckpointFileError):
     shape); the message lists them."""
 
 
-def check_state_dict_matches(model: torch.nn.Module, state_dict: dict, filename: str) -> None:
+def check_state_dict_matches(model: torch.nn.Module, state_dict: dict, filename: str,
+                             skip_prefixes: tuple = ()) -> None:
     """Raise CheckpointMismatchError listing missing, unexpected and wrongly shaped keys when ``state_dict`` does not fit
-    ``model`` (mmengine only warns, and a test run would then score a randomly initialised model)."""
-    own = model.state_dict()
+    ``model`` (mmengine only warns, and a test run would then score a randomly initialised model). The model's keys
+    under ``skip_prefixes`` are not expected (e.g. a classifier that is trained afresh)."""
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(tuple(skip_prefixes))}
     state_dict = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))

@@ -270,10 +270,10 @@ class RandomStateHook(Hook):
 
 
 def _sample_name(sample, fallback: int) -> str:
-    """A file name for a data sample: its point cloud's stem (``scene0000_00``, a nuScenes token's file), else its
-    sample index."""
+    """A file name for a data sample: its point cloud's or image's stem (``scene0000_00``, a nuScenes token's file),
+    else its sample index."""
     meta = sample.metainfo if hasattr(sample, "metainfo") else {}
-    path = meta.get("lidar_path") or meta.get("pts_filename")
+    path = meta.get("lidar_path") or meta.get("pts_filename") or meta.get("img_path")
     if path:
         return Path(str(path)).name.split(".")[0]
     return f"sample_{meta.get('sample_idx', fallback):06d}"
@@ -284,8 +284,9 @@ class SavePredictionsHook(Hook):
     """Write each test sample's prediction to ``out_dir`` (``tools/test.py --out DIR``) and, after the test,
     the metrics as ``metrics.json``.
 
-    Segmentation: ``<scene>.npy``, the predicted label (or cluster id) per input point, int64 ``[N]``.
-    Detection: ``<sample>.npz`` with ``boxes [M, 9]`` (x, y, z, l, w, h, yaw, vx, vy; LiDAR frame, geometric
+    Segmentation: ``<scene>.npy``, the predicted label (or cluster id) per input point, int64 ``[N]``. Image
+    segmentation: ``<image>.png``, the predicted id per pixel (uint8, ``[H, W]``). Detection: ``<sample>.npz``
+    with ``boxes [M, 9]`` (x, y, z, l, w, h, yaw, vx, vy; LiDAR frame, geometric
     centre), ``scores [M]``, ``labels [M]`` (indices into the dataset's classes). Every file is written atomically.
     """
 
@@ -304,6 +305,11 @@ class SavePredictionsHook(Hook):
                 with atomic_write(osp.join(self.out_dir, f"{name}.npy")) as tmp:
                     with open(tmp, "wb") as f:
                         np.save(f, labels.astype(np.int64))
+            elif "pred_sem_seg" in sample:
+                from PIL import Image
+
+                with atomic_write(osp.join(self.out_dir, f"{name}.png")) as tmp:
+                    Image.fromarray(sample.pred_sem_seg.data.cpu().numpy().astype(np.uint8)).save(tmp, format="PNG")
             elif "pred_instances_3d" in sample:
                 pred = sample.pred_instances_3d
                 with atomic_write(osp.join(self.out_dir, f"{name}.npz")) as tmp:
@@ -322,7 +328,8 @@ class PredictionPicturesHook(Hook):
     """Top-view pictures of predictions beside the ground truth, one PNG per sample.
 
     Segmentation: the points coloured by the labels and by the prediction, side by side, ceiling left out
-    (``plot_bev_labels``; an unsupervised model's prediction is its cluster ids). Detection: GT boxes dashed and
+    (``plot_bev_labels``; an unsupervised model's prediction is its cluster ids). Image segmentation: the image, its
+    training targets, the true classes and the prediction (``plot_image_labels``). Detection: GT boxes dashed and
     predicted boxes solid, in class colours, over the LiDAR points of the head's range (``plot_bev_detections``;
     the title says the score threshold and how many predictions pass it) and, for a model with
     cameras, ``<sample>_cameras.png``: the boxes projected into its images (``draw_camera_detections``).
@@ -358,6 +365,28 @@ class PredictionPicturesHook(Hook):
             self._draw(runner, runner.test_dataloader, data_batch, outputs,
                        self.out_dir or osp.join(runner.work_dir, "pictures", "test"))
 
+    @staticmethod
+    def _draw_image(dataloader, image, sample, name: str, png: str) -> None:
+        from pc_kd.visualization import plot_image_labels
+
+        meta = dataloader.dataset.metainfo
+        num_targets, num_classes = int(meta.get("num_targets", 0)), len(meta.get("classes", ()))
+        pred = sample.pred_sem_seg.data.cpu().numpy()
+        labels, titles, counts = [], [f"{name}: image"], []
+        if "target_sem_seg" in sample:
+            labels.append(sample.target_sem_seg.data.cpu().numpy())
+            titles.append(f"training targets ({meta.get('target', 'ids')})")
+            counts.append(num_targets)
+        if "gt_sem_seg" in sample:
+            labels.append(sample.gt_sem_seg.data.cpu().numpy())
+            titles.append("true classes")
+            counts.append(num_classes)
+        labels.append(pred)
+        titles.append("prediction (its ids, unmatched)")
+        counts.append(max(num_targets, int(pred.max()) + 1))
+        image = (image.cpu() if hasattr(image, "cpu") else torch.as_tensor(image)).permute(1, 2, 0).numpy()
+        plot_image_labels(image, labels, titles, counts, png)
+
     def _draw(self, runner, dataloader, data_batch, outputs, folder: str) -> None:
         from pc_kd.visualization import cutaway_mask, draw_camera_detections, plot_bev_detections, plot_bev_labels
 
@@ -365,11 +394,14 @@ class PredictionPicturesHook(Hook):
         for i, sample in enumerate(outputs or []):
             if 0 <= self.num_samples <= self.count:
                 return
-            points = data_batch["inputs"]["points"][i]
-            points = (points.cpu() if hasattr(points, "cpu") else torch.as_tensor(points)).numpy()
             name = _sample_name(sample, self.count)
             self.count += 1
             png = osp.join(folder, f"{name}.png")
+            if "pred_sem_seg" in sample:  # a camera image: the image, its targets, the GT and the prediction
+                self._draw_image(dataloader, data_batch["inputs"]["img"][i], sample, name, png)
+                continue
+            points = data_batch["inputs"]["points"][i]
+            points = (points.cpu() if hasattr(points, "cpu") else torch.as_tensor(points)).numpy()
             if "pred_pts_seg" in sample and "gt_pts_seg" in sample:
                 keep = cutaway_mask(points, "top")  # the ceiling left out, as in the 3D renders
                 gt = sample.gt_pts_seg.pts_semantic_mask.cpu().numpy()[keep]

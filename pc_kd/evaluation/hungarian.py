@@ -56,32 +56,49 @@ def hungarian_miou(pred, gt, num_classes: int, ignore_index: int = -1, unmatched
 
 @METRICS.register_module()
 class HungarianSegMetric(BaseMetric):
-    """Hungarian-matched mIoU / oAcc / mAcc over all evaluated points (one matching for the whole set).
+    """Hungarian-matched mIoU / oAcc / mAcc over all evaluated points or pixels (one matching for the whole set).
 
-    Reads ``pred_pts_seg.pts_semantic_mask`` (cluster ids) and ``gt_pts_seg.pts_semantic_mask``; the class
-    names come from the dataset (ScanNet-20, S3DIS-13, synthetic), ignore index 255.
+    Reads ``pred_pts_seg.pts_semantic_mask`` (cluster ids) and ``gt_pts_seg.pts_semantic_mask`` of point clouds,
+    or ``pred_sem_seg.data`` and ``gt_sem_seg.data`` (``[H, W]``) of images; the class names come from the dataset
+    (ScanNet-20, S3DIS-13, synthetic), ignore index 255.
+
+    Args:
+        unmatched: the convention for the points of clusters left unmatched (more clusters than classes):
+            ``"wrong"`` (pc_kd's strict default) or ``"ignore"`` (see :func:`hungarian_miou`). The key ``miou``
+            follows it; ``miou_unmatched_ignored`` is added beside a strict score.
     """
 
     default_prefix = "unsup"
 
-    def __init__(self, ignore_index: int = 255, collect_device="cpu", prefix=None):
+    def __init__(self, ignore_index: int = 255, unmatched: str = "wrong", collect_device="cpu", prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.ignore_index = ignore_index
+        if unmatched not in ("wrong", "ignore"):
+            raise ValueError(f"HungarianSegMetric: unmatched must be 'wrong' or 'ignore', got {unmatched!r}")
+        self.ignore_index, self.unmatched = ignore_index, unmatched
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         for sample in data_samples:
-            pred = torch.as_tensor(sample["pred_pts_seg"]["pts_semantic_mask"]).cpu().numpy()
-            gt = torch.as_tensor(sample["gt_pts_seg"]["pts_semantic_mask"]).cpu().numpy()
-            self.results.append((pred, gt))
+            if "pred_sem_seg" in sample:
+                pred, gt = sample["pred_sem_seg"]["data"], sample["gt_sem_seg"]["data"]
+            else:
+                pred, gt = sample["pred_pts_seg"]["pts_semantic_mask"], sample["gt_pts_seg"]["pts_semantic_mask"]
+            pred = torch.as_tensor(pred).cpu().reshape(-1)
+            gt = torch.as_tensor(gt).cpu().reshape(-1)
+            keep = gt != self.ignore_index  # left out of every count anyway; kept small for the collection
+            self.results.append((pred[keep].numpy().astype(np.int32), gt[keep].numpy().astype(np.int32)))
 
     def compute_metrics(self, results: list) -> dict:
         classes = self.dataset_meta["classes"]
         pred = np.concatenate([r[0] for r in results])
         gt = np.concatenate([r[1] for r in results])
-        scores = hungarian_miou(pred, gt, len(classes), self.ignore_index)
+        scores = hungarian_miou(pred, gt, len(classes), self.ignore_index, self.unmatched)
         out = dict(miou=scores["miou"], oacc=scores["oacc"], macc=scores["macc"])
+        if self.unmatched == "wrong":
+            out["miou_unmatched_ignored"] = hungarian_miou(pred, gt, len(classes), self.ignore_index, "ignore")["miou"]
         out.update({f"iou_{name}": float(v) for name, v in zip(classes, scores["iou"])})
         table = "\n".join(f"  {name:<16s} {v * 100:6.2f}" for name, v in zip(classes, scores["iou"]))
-        MMLogger.get_current_instance().info(f"Hungarian-matched IoU (%):\n{table}\n  {'mIoU':<16s} "
-                                             f"{scores['miou'] * 100:6.2f}")
+        MMLogger.get_current_instance().info(
+            f"Hungarian-matched IoU (%), one matching over {len(gt)} points / pixels, unmatched clusters "
+            f"{'count wrong' if self.unmatched == 'wrong' else 'ignored'} ({scores['unmatched_points']} in them):\n"
+            f"{table}\n  {'mIoU':<16s} {scores['miou'] * 100:6.2f}")
         return out

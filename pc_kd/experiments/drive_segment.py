@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from pc_kd.datasets.synthetic.driving import (PIXEL_CLASSES, PIXEL_IGNORE, cam2ego_matrix, lidar2ego_matrix,
                                               make_driving_scene, render_camera, simulate_lidar)
+from pc_kd.datasets.image_segmentation import FORMAT as IMAGE_SEGMENTATION_FORMAT
 from pc_kd.datasets.synthetic.writer import driving_intrinsic
 from pc_kd.evaluation.hungarian import hungarian_miou
 from pc_kd.heads.clustering import kmeans, minibatch_kmeans
@@ -27,6 +28,7 @@ from pc_kd.projection.segment_masks import pseudo_label_images, segment_images
 from pc_kd.utils.io import atomic_write
 from pc_kd.voxel.range_segments import lidar_segments
 
+PSEUDO_LABEL_DATASET = "pseudo_label_dataset"  # in the demo's work dir: the data of the Runner config
 BACKBONE = Path(__file__).resolve().parents[2] / "checkpoints" / "tinysegnet_contrastive_synthetic-driving.pth"
 
 
@@ -250,6 +252,73 @@ def cluster_pixels(values: torch.Tensor, k: int, seed: int, cosine: bool, restar
     return torch.cdist(values, centroids).argmin(1)
 
 
+def cluster_segments(backbone, train: Sequence[Frame], test: Sequence[Frame], s: Settings, seed: int, log=print):
+    """Segments -> features -> dataset-level mini-batch k-means over the training frames' segments -> pseudo-label
+    images. Returns the training frames' pseudo-labels ``[F * V, H, W]``, the test frames' ``[F' * V, H, W]`` (their
+    segments assigned to the training centroids; None without test frames) and the test segment images
+    ``[F'][V, H, W]``."""
+    log(f"seed {seed}: LiDAR segments and their features in {len(train)} training frames")
+    feats, items, seg_images = collect_segment_features(backbone, train, s)
+    centroids, clusters = minibatch_kmeans(feats, s.clusters, batch_size=1024, iters=300, seed=seed,
+                                           restarts=s.kmeans_restarts)
+    labels = torch.cat(pseudo_labels(seg_images, items, clusters))
+    covered = labels != PIXEL_IGNORE
+    log(f"seed {seed}: {len(items)} segment views clustered into {s.clusters}; pseudo-labels on "
+        f"{100 * covered.float().mean():.1f} % of the training pixels")
+    if not test:
+        return labels, None, []
+    test_feats, test_items, test_seg = collect_segment_features(backbone, test, s)
+    test_labels = torch.cat(pseudo_labels(test_seg, test_items, (test_feats @ centroids.T).argmax(1)))
+    return labels, test_labels, test_seg
+
+
+def write_pseudo_label_dataset(out_dir, train: Sequence[Frame], train_targets: torch.Tensor, test: Sequence[Frame],
+                               num_targets: int, target: str, classes: Sequence[str] = PIXEL_CLASSES,
+                               log=print) -> Path:
+    """The frames as an :class:`pc_kd.datasets.ImageSegmentationDataset` under ``out_dir``, for the student's
+    training in the Runner (``configs/drive_and_segment/drive-segment-student_*.py``).
+
+    Writes ``images/``, ``targets/`` (``train_targets [F * V, H, W]``: ids ``0..num_targets-1``, PIXEL_IGNORE
+    elsewhere) and ``gt/`` (the true classes) as PNGs, then the ann files ``train.json`` (images -> pseudo-labels),
+    ``train_gt_targets.json`` (the same images -> their true classes: the upper bound) and ``val.json`` (``test``,
+    true classes only). Every file is written atomically and the ann files last, so a complete ``val.json`` means
+    a complete dataset. Returns ``out_dir``."""
+    import json
+
+    from PIL import Image
+
+    out = Path(out_dir)
+
+    def png(array: torch.Tensor, rel: str) -> str:
+        with atomic_write(out / rel) as tmp:
+            Image.fromarray(array.numpy().astype(np.uint8)).save(tmp, format="PNG")
+        return rel
+
+    def views(frames):
+        for f, frame in enumerate(frames):
+            for v in range(len(frame.images)):
+                yield f"{f:04d}_{v}", frame.images[v], frame.classes[v]
+
+    lists = {"train": [], "train_gt_targets": [], "val": []}
+    for i, (name, image, classes_img) in enumerate(views(train)):
+        img = png((image * 255).round().permute(1, 2, 0), f"images/train_{name}.png")
+        gt = png(classes_img, f"gt/train_{name}.png")
+        lists["train"].append(dict(img_path=img, target_path=png(train_targets[i], f"targets/train_{name}.png"),
+                                   gt_path=gt))
+        lists["train_gt_targets"].append(dict(img_path=img, target_path=gt))
+    for name, image, classes_img in views(test):
+        lists["val"].append(dict(img_path=png((image * 255).round().permute(1, 2, 0), f"images/val_{name}.png"),
+                                 gt_path=png(classes_img, f"gt/val_{name}.png")))
+    for split, data_list in lists.items():
+        meta = dict(format=IMAGE_SEGMENTATION_FORMAT, classes=list(classes),
+                    num_targets=len(classes) if split == "train_gt_targets" else num_targets,
+                    target="true classes" if split == "train_gt_targets" else target)
+        with atomic_write(out / f"{split}.json") as tmp:
+            tmp.write_text(json.dumps(dict(metainfo=meta, data_list=data_list), indent=1))
+    log(f"pseudo-label dataset: {len(lists['train'])} training and {len(lists['val'])} val images in {out}")
+    return out
+
+
 def run(s: Settings, seed: int, backbone_state: dict, train: Sequence[Frame], test: Sequence[Frame],
         log=print, keep: dict = None) -> Dict[str, dict]:
     """Every row of one seed, scored on ``test`` (strict Hungarian mIoU, pixel accuracy; unmatched clusters also
@@ -262,18 +331,8 @@ def run(s: Settings, seed: int, backbone_state: dict, train: Sequence[Frame], te
     colours = test_images.permute(0, 2, 3, 1).reshape(-1, 3)
     rows["a"] = _score(cluster_pixels(colours, s.clusters, seed, False, s.kmeans_restarts).view_as(test_gt), test_gt,
                        "(a) k-means on pixel colours")
-    # segments -> features -> clusters -> pseudo-labels
-    log(f"seed {seed}: LiDAR segments and their features in {len(train)} training frames")
-    feats, items, seg_images = collect_segment_features(backbone, train, s)
-    centroids, clusters = minibatch_kmeans(feats, s.clusters, batch_size=1024, iters=300, seed=seed,
-                                           restarts=s.kmeans_restarts)
-    labels = torch.cat(pseudo_labels(seg_images, items, clusters))
-    covered = labels != PIXEL_IGNORE
-    log(f"seed {seed}: {len(items)} segment views clustered into {s.clusters}; pseudo-labels on "
-        f"{100 * covered.float().mean():.1f} % of the training pixels")
+    labels, test_labels, test_seg = cluster_segments(backbone, train, test, s, seed, log)
     # (b) the pseudo-labels of the test frames (their segments assigned to the training centroids)
-    test_feats, test_items, test_seg = collect_segment_features(backbone, test, s)
-    test_labels = torch.cat(pseudo_labels(test_seg, test_items, (test_feats @ centroids.T).argmax(1)))
     gt_covered = torch.where(test_labels != PIXEL_IGNORE, test_gt, torch.full_like(test_gt, PIXEL_IGNORE))
     rows["b"] = _score(test_labels, gt_covered, "(b) pseudo-labels, on the pixels they cover")
     # (c) the student
@@ -312,13 +371,31 @@ def targets_met(mean: Dict[str, dict]) -> Dict[str, bool]:
             TARGETS[3]: mean["b"]["pixel_acc"] >= 60}
 
 
+def save_frames(frames: Sequence[Frame], path: Path) -> None:
+    """``frames`` as one ``.npz`` (images as uint8: they are renders of uint8 colours), written atomically."""
+    arrays = {}
+    for i, f in enumerate(frames):
+        arrays.update({f"images_{i}": (f.images * 255).round().to(torch.uint8).numpy(),
+                       f"classes_{i}": f.classes.to(torch.uint8).numpy(), f"points_{i}": f.points,
+                       f"lidar2img_{i}": f.lidar2img.numpy()})
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, count=len(frames), **arrays)
+
+
+def load_frames(path: Path) -> List[Frame]:
+    """What :func:`save_frames` wrote (plain arrays: no pickle is read)."""
+    with np.load(path, allow_pickle=False) as z:
+        return [Frame(torch.from_numpy(z[f"images_{i}"]).float() / 255, torch.from_numpy(z[f"classes_{i}"]).long(),
+                      z[f"points_{i}"], torch.from_numpy(z[f"lidar2img_{i}"])) for i in range(int(z["count"]))]
+
+
 def _cached_frames(path: Path, seed: int, count: int, s: Settings, log) -> List[Frame]:
     if path.exists():
-        return torch.load(path, weights_only=False)
+        return load_frames(path)
     log(f"rendering {count} synthetic driving frames of seed {seed} (LiDAR, {len(s.cameras)} cameras, pixel classes)")
     frames = make_frames(seed, count, s)
-    with atomic_write(path) as tmp:
-        torch.save(frames, tmp)
+    save_frames(frames, path)
     return frames
 
 
@@ -389,9 +466,9 @@ def demo(work_dir, s: Settings, seeds: Sequence[int], backbone_path: Path = BACK
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     tag = f"{s.image_hw[0]}x{s.image_hw[1]}_{len(s.cameras)}cams_{s.num_objects}obj{'_detailed' if s.detailed else ''}"
-    train = _cached_frames(work / f"frames_seed{s.train_seed}_{s.train_frames}_{tag}.pt", s.train_seed,
+    train = _cached_frames(work / f"frames_seed{s.train_seed}_{s.train_frames}_{tag}.npz", s.train_seed,
                            s.train_frames, s, log)
-    test = _cached_frames(work / f"frames_seed{s.test_seed}_{s.test_frames}_{tag}.pt", s.test_seed, s.test_frames,
+    test = _cached_frames(work / f"frames_seed{s.test_seed}_{s.test_frames}_{tag}.npz", s.test_seed, s.test_frames,
                           s, log)
     if Path(backbone_path).exists():
         log(f"label-free backbone: {backbone_path}")
@@ -399,7 +476,7 @@ def demo(work_dir, s: Settings, seeds: Sequence[int], backbone_path: Path = BACK
     else:
         log(f"label-free backbone: {backbone_path} is absent; training it on {s.backbone_frames} frames of seed "
             f"{s.backbone_seed} (contrastive on its segment crops, no labels)")
-        frames = _cached_frames(work / f"frames_seed{s.backbone_seed}_{s.backbone_frames}_{tag}.pt", s.backbone_seed,
+        frames = _cached_frames(work / f"frames_seed{s.backbone_seed}_{s.backbone_frames}_{tag}.npz", s.backbone_seed,
                                 s.backbone_frames, s, log)
         state = train_backbone(frames, s, Path(backbone_path), log=log)
     per_seed = {}
@@ -415,6 +492,12 @@ def demo(work_dir, s: Settings, seeds: Sequence[int], backbone_path: Path = BACK
             tmp.write_text(json.dumps(per_seed[seed], indent=1))
         if keep:
             picture(test[0], keep, per_seed[seed]["c"]["mapping"], work / "pictures" / f"drive_segment_seed{seed}.png")
+    dataset = work / PSEUDO_LABEL_DATASET
+    if not (dataset / "val.json").exists():  # the student's data for the Runner: seed 0's pseudo-labels
+        log(f"seed {seeds[0]}: writing the pseudo-label images for tools/train.py into {dataset}")
+        labels, _, _ = cluster_segments(new_student(1, s, state).eval(), train, [], s, seeds[0], log)
+        write_pseudo_label_dataset(dataset, train, labels, test, s.clusters,
+                                   f"Drive&Segment pseudo-classes (k-means, seed {seeds[0]})", log=log)
     table = format_table(per_seed)
     with atomic_write(work / "table.md") as tmp:
         tmp.write_text(table + "\n")

@@ -4,7 +4,6 @@ label-free), clustered, a 2D student (the same network, a new classifier) traine
 scene-0916 against sparse labels: LiDAR points inside the annotated boxes (their box class) and the points low on
 the ground away from every box (road), drawn into the images.
 """
-import pickle
 from pathlib import Path
 from typing import List, Sequence
 
@@ -16,13 +15,11 @@ from PIL import Image
 from pc_kd.datasets.synthetic.driving import PIXEL_IGNORE
 from pc_kd.structures.class_names import NUSCENES_BOX_POINT_CLASSES
 
-from pc_kd.heads.clustering import minibatch_kmeans
 from pc_kd.models.segmentors.image_segments import normalise_images
 from pc_kd.projection.segment_masks import segment_images
-from pc_kd.utils.io import atomic_write
+from pc_kd.utils.io import atomic_write, load_pickle
 
-from .drive_segment import (Frame, Settings, cluster_pixels, collect_segment_features, pseudo_labels, score_classes,
-                            train_student)
+from .drive_segment import Frame, Settings, cluster_pixels, cluster_segments, score_classes, train_student
 
 REAL_CLASSES = ("road", "car", "truck", "bus", "pedestrian", "bicycle", "motorcycle", "barrier", "traffic_cone")
 ROAD_BELOW_M = -1.5  # LiDAR-frame z below which an unboxed point within ROAD_WITHIN_M counts as road (sensor 1.84 m)
@@ -46,13 +43,24 @@ def real_frames(point_info_file, image_hw=(225, 400), limit: int = None) -> List
     """The key frames of a pc_kd nuScenes point-info file (``create_nuscenes_point_infos``): six camera images
     resized to ``image_hw``, the sparse class images (nearest labelled point per pixel; PIXEL_IGNORE elsewhere),
     the LiDAR points (x y z intensity ring) and ``lidar2img`` for the resized images."""
-    with open(point_info_file, "rb") as f:
-        entries = pickle.load(f)["data_list"][:limit]
+    entries = load_pickle(point_info_file, "point info file")["data_list"][:limit]
     h, w = image_hw
     frames = []
-    for e in entries:
-        points = np.fromfile(e["lidar_points"]["lidar_path"], np.float32).reshape(-1, 5)
+    for i, e in enumerate(entries):
+        where = f"{point_info_file}: data_list[{i}]"
+        for key, path in (("lidar_points.lidar_path", e["lidar_points"]["lidar_path"]),
+                          ("pts_semantic_mask_path", e["pts_semantic_mask_path"]),
+                          *((f"images[{j}].img_path", cam["img_path"]) for j, cam in enumerate(e["images"]))):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{where}.{key} = {path} does not exist; re-create the point infos "
+                                        f"(create_nuscenes_point_infos) from the nuScenes folder they were made from")
+        points = np.fromfile(e["lidar_points"]["lidar_path"], np.float32)
         labels = np.fromfile(e["pts_semantic_mask_path"], np.int64)
+        if points.size % 5 or len(labels) != points.size // 5:
+            raise ValueError(f"{where}: {e['lidar_points']['lidar_path']} holds {points.size} float32 values (expected "
+                             f"[N, 5]: x y z intensity ring) and {e['pts_semantic_mask_path']} {len(labels)} int64 "
+                             f"labels (expected one per point)")
+        points = points.reshape(-1, 5)
         images, mats = [], []
         for cam in e["images"]:
             img = Image.open(cam["img_path"]).convert("RGB")
@@ -105,13 +113,7 @@ def run_real(teacher, train: Sequence[Frame], test: Sequence[Frame], s: Settings
     cover, (c) the student; Hungarian over ``classes`` present in the test labels, strict and lenient."""
     present = sorted(set(torch.cat([f.classes for f in test]).unique().tolist()) - {PIXEL_IGNORE})
     classes = [REAL_CLASSES[c] for c in present]
-    backbone = ESPNetEncoder(teacher).eval()
-    feats, items, seg_images = collect_segment_features(backbone, train, s)
-    centroids, clusters = minibatch_kmeans(feats, s.clusters, batch_size=1024, iters=300, seed=seed,
-                                           restarts=s.kmeans_restarts)
-    labels = torch.cat(pseudo_labels(seg_images, items, clusters))
-    log(f"real: {len(items)} segment views of {len(train)} frames clustered into {s.clusters}; pseudo-labels on "
-        f"{100 * (labels != PIXEL_IGNORE).float().mean():.1f} % of the training pixels")
+    labels, test_labels, test_seg = cluster_segments(ESPNetEncoder(teacher).eval(), train, test, s, seed, log)
     test_images, test_gt = torch.cat([f.images for f in test]), torch.cat([f.classes for f in test])
     remap = torch.full((256,), PIXEL_IGNORE, dtype=torch.long)
     remap[torch.tensor(present)] = torch.arange(len(present))
@@ -122,8 +124,6 @@ def run_real(teacher, train: Sequence[Frame], test: Sequence[Frame], s: Settings
     pred = torch.full_like(gt, 0)
     pred[keep] = cluster_pixels(colours, s.clusters, seed, False, s.kmeans_restarts)
     rows["a"] = score_classes(pred, gt, classes, "(a) k-means on pixel colours")
-    test_feats, test_items, test_seg = collect_segment_features(backbone, test, s)
-    test_labels = torch.cat(pseudo_labels(test_seg, test_items, (test_feats @ centroids.T).argmax(1)))
     covered = torch.where(test_labels != PIXEL_IGNORE, gt, torch.full_like(gt, PIXEL_IGNORE))
     rows["b"] = score_classes(test_labels, covered, classes, "(b) pseudo-labels, on the labelled pixels they cover")
     student = train_student(ESPNetStudent(teacher, s.clusters, seed), torch.cat([f.images for f in train]), labels,

@@ -99,3 +99,26 @@ def plot_bev_maps(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequenc
             ax.axis("off")
     fig.tight_layout()
     return save_figure(fig, out_png)
+
+
+def plot_image_labels(image: np.ndarray, label_sets: Sequence[np.ndarray], titles: Sequence[str],
+                      num_labels: Sequence[int], out_png, ignore_index: int = 255) -> Path:
+    """A camera image ``[H, W, 3]`` (uint8 or 0..1) beside label images ``[H, W]`` (ids ``0..num_labels[i]-1``,
+    ``ignore_index`` grey), each in its own palette (a prediction's cluster ids are not classes). ``titles``: one
+    for the image and one per label image. Written atomically to ``out_png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [np.asarray(image)]
+    for labels, n in zip(label_sets, num_labels):
+        labels = np.asarray(labels)
+        panels.append(label_palette(n)[np.where((labels == ignore_index) | (labels >= n), n, labels)])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, panel, title in zip(axes[0], panels, titles):
+        ax.imshow(panel)
+        ax.set_title(textwrap.fill(title, 50), fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return save_figure(fig, out_png)

@@ -11,7 +11,10 @@ metres) of its nearest point, 0 where no point fell.
   mirrored borders).
 - ground: from each column's lowest return whose smoothed slope is below 30 deg, a breadth-first search through
   the 4-neighbourhood (columns wrap) while neighbouring smoothed slopes differ by less than 7 deg; the ground mask
-  is then dilated by ``dilate_rows`` rows up and down.
+  is then dilated by ``dilate_rows`` rows up and down. (depth_clustering dilates with a 7 x 1 8-bit kernel whose
+  two elements it writes through 32-bit float accessors, so its structuring element is whatever those bytes make:
+  on a little-endian machine rows -1 and 0, one row towards the lower beams, the last write beyond the matrix.
+  pc_kd states its dilation instead: symmetric, ``dilate_rows`` rows, 1 by default.)
 - segments: two neighbouring non-ground pixels with ranges ``d1 >= d2`` seen ``alpha`` apart (the beams' elevation
   difference or the azimuth step) join when ``beta = atan2(d2 sin(alpha), d1 - d2 cos(alpha)) > 10 deg`` (a
   surface facing the sensor gives about 90 deg, one it grazes a few degrees, a depth jump between two objects

@@ -3,8 +3,10 @@ from .detection import (BEVAugment, LoadMultiViewImages, LoadPointsFromMultiSwee
                         PointsToDepthMaps)
 from .distill import LoadFusedFeatures, LoadPosedFrames, LoadSuperpoints
 from .formatting import PackPointInputs
+from .image_seg import LoadImageWithTargets, PackImageSegInputs
 from .loading import LoadAnnotations3D, LoadPointsFromFile
 
 __all__ = ["BEVAugment", "LoadMultiViewImages", "LoadPointsFromMultiSweeps", "PackDetInputs", "PointsToDepthMaps",
            "RandomRotScaleFlip", "LoadFusedFeatures", "LoadPosedFrames", "LoadSuperpoints", "PackPointInputs", "LoadAnnotations3D",
-           "LoadPointsFromFile"]
+           "LoadPointsFromFile",
+           "LoadImageWithTargets", "PackImageSegInputs"]

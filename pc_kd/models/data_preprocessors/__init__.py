@@ -1,4 +1,5 @@
 from .det_preprocessor import DetDataPreprocessor
+from .image_preprocessor import ImageSegDataPreprocessor
 from .point_preprocessor import PointDataPreprocessor
 
-__all__ = ["DetDataPreprocessor", "PointDataPreprocessor"]
+__all__ = ["DetDataPreprocessor", "ImageSegDataPreprocessor", "PointDataPreprocessor"]

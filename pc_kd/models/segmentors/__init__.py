@@ -1,3 +1,4 @@
+from .image_segmentor import ImageSegmentor
 from .sparse_segmentor import SparseSegmentor
 
-__all__ = ["SparseSegmentor"]
+__all__ = ["ImageSegmentor", "SparseSegmentor"]
