@@ -12,6 +12,7 @@ REQUIRES = [
     "tqdm>=4.60",
     "nuscenes-devkit==1.2.0",
     "opencv-python==4.11.0.86",  # the last opencv that accepts numpy < 2
+    "h5py>=3.9,<4",  # PartDistill's preprocess.h5 and ShapeNetPart's h5 files
 ]
 
 EXTRAS = {

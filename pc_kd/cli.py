@@ -5,7 +5,8 @@
     pc-kd eval-nuscenes RESULTS.json --root DIR --version V [--scenes NAME ...] [--out F] [--devkit]
     pc-kd create-infos scannet|s3dis|nuscenes --root DIR --out DIR   (mmdet3d's --root-path / --out-dir too)
     pc-kd fuse | superpoints | visualize | teacher CONFIG ...
-    pc-kd demo | demo-bev | demo-real | demo-real-teachers | demo-drive-segment [...]
+    pc-kd demo | demo-bev | demo-real | demo-real-teachers | demo-drive-segment | demo-partdistill
+        [...]
     pc-kd bench NAME [...]          (benchmarks/bench_NAME.py; without NAME: the list)
     pc-kd doctor                    (versions, sparse-conv backend, GPU, headless rendering, data and weights)
 
@@ -35,6 +36,8 @@ TOOLS = {
                                                     "scan and into real nuScenes LiDAR, distilled into a point student"),
     "demo-drive-segment": ("demo_drive_segment.py", "Drive&Segment: LiDAR segments -> pseudo-labels -> a 2D "
                                                     "segmentation student, synthetic driving frames"),
+    "demo-partdistill": ("demo_partdistill.py", "PartDistill: 2D part boxes -> 3D knowledge units -> a point "
+                                                "student, forward and backward distillation, synthetic shapes"),
 }
 
 

@@ -11,7 +11,7 @@ from pc_kd.registry import MODELS
 ROOT = Path(__file__).resolve().parents[1]
 ALL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
 # Runner configs (model, data, evaluator) and experiment settings (a ``settings`` dict read by a tool: the
-# drive-segment_* files of configs/drive_and_segment/, read by tools/demo_drive_segment.py)
+# drive-segment_* files of configs/drive_and_segment/ and configs/partdistill/, read by tools/demo_*.py)
 SETTINGS = [p for p in ALL_CONFIGS if "settings" in Config.fromfile(p)]
 CONFIGS = [p for p in ALL_CONFIGS if p not in SETTINGS]
 
@@ -49,12 +49,13 @@ def test_config_builds_its_model(path, monkeypatch):
 def test_settings_config_names_only_known_settings(path):
     from dataclasses import fields
 
-    from pc_kd.experiments.drive_segment import Settings
+    from pc_kd.experiments import drive_segment, partdistill
 
+    Settings = {"drive_and_segment": drive_segment.Settings, "partdistill": partdistill.Settings}[path.parent.name]
     settings = Config.fromfile(path).settings
     known = {f.name for f in fields(Settings)}
     assert set(settings) <= known, f"{path.name}: unknown settings {sorted(set(settings) - known)}"
-    assert Settings(**settings).clusters > 0
+    Settings(**settings)
     assert "model" not in Config.fromfile(path)
 
 
