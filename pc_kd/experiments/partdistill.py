@@ -17,6 +17,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import rankdata
 
 from pc_kd.datasets.synthetic.part_shapes import (PART_CATEGORIES, SyntheticPartBoxPredictor, make_part_shape,
                                                   see_shape, shape_views)
@@ -24,6 +25,7 @@ from pc_kd.evaluation.part_miou import category_miou, overall_miou
 from pc_kd.models.losses.part_distill import (balance_rescores, part_class_weights, part_distill_loss, plateau_reached,
                                              rescore_units)
 from pc_kd.projection.part_units import MAX_COVER, box_units, points_in_box
+from pc_kd.structures.part_units import unit_score_matrix
 from pc_kd.utils.io import atomic_write
 
 
@@ -68,20 +70,24 @@ class ShapeSet:
         return len(PART_CATEGORIES[self.category])
 
 
+def shape_units(category: str, shape_seed: int, s: Settings):
+    """One shape (``make_part_shape``), its views (``see_shape``), the synthetic predictor's boxes per view
+    (seeded by ``shape_seed``) and the knowledge units made of them (``box_units``)."""
+    shape = make_part_shape(category, shape_seed, s.num_points)
+    views = see_shape(shape, shape_views(s.num_views, s.image_hw, seed=shape_seed), s.image_hw)
+    boxes = SyntheticPartBoxPredictor(len(PART_CATEGORIES[category]), s.miss, s.wrong, whole_object=s.whole_object,
+                                      seed=shape_seed).predict(views)
+    return shape, views, boxes, box_units(views.uv, views.visible, boxes)
+
+
 def make_shape_set(category: str, seed: int, count: int, s: Settings, log=print) -> ShapeSet:
     """``count`` shapes of scene seeds ``seed * 100000 + i``, each seen from ``s.num_views`` views, its boxes from
     :class:`SyntheticPartBoxPredictor` (seeded per shape) turned into knowledge units (98 % rule)."""
     from tqdm import tqdm
 
-    num_parts = len(PART_CATEGORIES[category])
     points, parts, up, ul, us, uc = [], [], [], [], [], []
     for i in tqdm(range(count), desc=f"{category} shapes (seed {seed})", unit="shape", disable=None):
-        shape_seed = seed * 100000 + i
-        shape = make_part_shape(category, shape_seed, s.num_points)
-        views = see_shape(shape, shape_views(s.num_views, s.image_hw, seed=shape_seed), s.image_hw)
-        boxes = SyntheticPartBoxPredictor(num_parts, s.miss, s.wrong, whole_object=s.whole_object,
-                                          seed=shape_seed).predict(views)
-        units = box_units(views.uv, views.visible, boxes)
+        shape, _, _, units = shape_units(category, seed * 100000 + i, s)
         points.append(shape.points)
         parts.append(shape.part)
         up.append([p.numpy() for p in units.points])
@@ -117,19 +123,12 @@ def load_shape_set(path: Path) -> ShapeSet:
                         [z["unit_correct"][x] for x in sl])
 
 
-def _score_matrix(num_points: int, unit_points: Sequence[np.ndarray], scores: np.ndarray) -> torch.Tensor:
-    out = torch.zeros(num_points, len(unit_points))
-    for k, idx in enumerate(unit_points):
-        out[torch.from_numpy(idx), k] = float(scores[k])
-    return out
-
-
 def teacher_vote(data: ShapeSet) -> np.ndarray:
     """Row (a): ``[S, N]`` each point the label of its highest-confidence unit; points no unit covers take their
     nearest covered neighbour's label (all 0 for a shape without any unit)."""
     out = np.zeros(data.part.shape, np.int64)
     for s in range(len(data.points)):
-        scores = _score_matrix(data.points.shape[1], data.unit_points[s], data.unit_scores[s])
+        scores = unit_score_matrix(data.points.shape[1], data.unit_points[s], data.unit_scores[s])
         if scores.shape[1] == 0:
             continue
         best, which = scores.max(1)
@@ -200,7 +199,7 @@ def train_student(data: ShapeSet, s: Settings, seed: int, mode: str, log=print, 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.epochs, eta_min=s.lr / 100)
     g = torch.Generator().manual_seed(seed)
     n = data.points.shape[1]
-    scores = [_score_matrix(n, up, sc) for up, sc in zip(data.unit_points, data.unit_scores)]
+    scores = [unit_score_matrix(n, up, sc) for up, sc in zip(data.unit_points, data.unit_scores)]
     points, part = torch.from_numpy(data.points), torch.from_numpy(data.part)
     batch = min(s.batch_size, len(points))
     losses, trigger, rescores, start = [], None, None, time.time()
@@ -212,7 +211,7 @@ def train_student(data: ShapeSet, s: Settings, seed: int, mode: str, log=print, 
             if balance:  # the per-part bias taken out (balance_rescores), over every unit of the dataset
                 flat = balance_rescores(torch.cat(rescores), torch.from_numpy(np.concatenate(data.unit_labels)))
                 rescores = list(flat.split([len(r) for r in rescores]))
-            scores = [_score_matrix(n, up, r.numpy()) for up, r in zip(data.unit_points, rescores)]
+            scores = [unit_score_matrix(n, up, r.numpy()) for up, r in zip(data.unit_points, rescores)]
             log(f"{data.category} backward distillation from epoch {epoch + 1}: units re-scored by the student")
         model.train()
         order = torch.randperm(len(points), generator=g)
@@ -249,17 +248,7 @@ def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     pos, neg = scores[positive], scores[~positive]
     if not len(pos) or not len(neg):
         raise ValueError(f"binary_auc: need positives and negatives, got {len(pos)} and {len(neg)}")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    allv = np.concatenate([pos, neg])[order]
-    # average ranks over ties
-    i = 0
-    while i < len(allv):
-        j = i
-        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks = rankdata(np.concatenate([pos, neg]))  # ties get their average rank
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
@@ -352,12 +341,7 @@ def picture(category: str, index: int, s: Settings, predictions: Dict[str, Seque
     from pc_kd.visualization.bev import label_palette, save_figure
 
     parts = PART_CATEGORIES[category]
-    shape_seed = s.test_seed * 100000 + index
-    shape = make_part_shape(category, shape_seed, s.num_points)
-    views = see_shape(shape, shape_views(s.num_views, s.image_hw, seed=shape_seed), s.image_hw)
-    boxes = SyntheticPartBoxPredictor(len(parts), s.miss, s.wrong, whole_object=s.whole_object,
-                                      seed=shape_seed).predict(views)
-    units = box_units(views.uv, views.visible, boxes)
+    shape, views, boxes, units = shape_units(category, s.test_seed * 100000 + index, s)
     single = ShapeSet(category, shape.points[None], shape.part[None], [[u.numpy() for u in units.points]],
                       [units.labels.numpy()], [units.scores.numpy()], [units.correct.numpy()])
     palette = label_palette(len(parts))

@@ -1,7 +1,7 @@
 """2D part predictions and the 3D knowledge units made of them (PartDistill)."""
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -42,8 +42,13 @@ class KnowledgeUnits:
 
     def score_matrix(self, num_points: int, scores: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``[N, K]`` float: ``s_ik`` = the unit's score (``scores`` or its own) on its points, 0 elsewhere."""
-        scores = self.scores if scores is None else scores
-        out = torch.zeros(num_points, len(self.points))
-        for k, idx in enumerate(self.points):
-            out[idx, k] = scores[k].to(out.dtype)
-        return out
+        return unit_score_matrix(num_points, self.points, self.scores if scores is None else scores)
+
+
+def unit_score_matrix(num_points: int, unit_points: Sequence, scores: Sequence[float]) -> torch.Tensor:
+    """``[N, K]`` float: ``s_ik = scores[k]`` on unit k's points (``unit_points[k]``, int64 indices as a tensor or
+    an array), 0 elsewhere."""
+    out = torch.zeros(num_points, len(unit_points))
+    for k, idx in enumerate(unit_points):
+        out[torch.as_tensor(idx, dtype=torch.long), k] = float(scores[k])
+    return out
