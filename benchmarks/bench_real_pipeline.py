@@ -3,7 +3,9 @@ stage (LiDAR file, six 1600 x 900 JPEGs decoded and resized to 128 x 352, LiDAR 
 packing), against one training step of each real-data config at batch 2 (forward, backward, optimizer), and the
 LiDAR encoder alone at the real grid (0.4 m pillars over +-51.2 m, 256 x 256); and, in the same run, the LiDAR step
 with CenterPoint's own two-conv heatmap and regression branches, which the configs' one-conv branches replace
-(``step_ratio_centerpoint_branches``: that step's time / the config's).
+(``step_ratio_centerpoint_branches``: that step's time / the config's), and the LiDAR step in float32
+(``step_ratio_float32``: that step's time / the config's, which trains under CPU bfloat16 autocast). Each step runs
+through the config's optimiser wrapper, as the Runner runs it.
 
     python benchmarks/bench_real_pipeline.py [--frames 6] [--repeats 3] [--infos data/nuscenes_2scenes]
 
@@ -66,30 +68,29 @@ def stage_times(cfg, frames, repeats):
 CENTERPOINT_BRANCHES = dict(num_heatmap_convs=2, num_reg_convs=2, reg_radius=0, head_conv=64)
 
 
-def step_time(cfg, repeats):
-    """Median seconds of one training step (data preprocessor, forward, backward, AdamW) at the config's batch."""
+def step_time(cfg, repeats, wrapper_type=None):
+    """Median seconds of one training step (data preprocessor, forward, backward, AdamW) at the config's batch,
+    through the config's optimiser wrapper (``BFloat16OptimWrapper``: the forward under CPU bfloat16 autocast) or
+    ``wrapper_type`` when given, as the Runner's ``train_step`` runs it."""
     from mmengine.dataset import pseudo_collate
 
     from pc_kd.experiments.common import build, init_weights_quietly
+    from pc_kd.registry import OPTIM_WRAPPERS  # pc_kd's wrappers, mmengine's as the fallback
 
     model = build("MODELS", cfg.model)
     init_weights_quietly(model)
     model.train()
     dataset = build("DATASETS", cfg.train_dataloader.dataset)
     batch = pseudo_collate([dataset[i] for i in range(cfg.train_dataloader.batch_size)])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    kind = wrapper_type or cfg.optim_wrapper.type
+    wrapper = OPTIM_WRAPPERS.build(dict(type=kind, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-4)))
 
     def step():
-        data = model.data_preprocessor(batch, True)
-        losses = model(**data, mode="loss")
-        loss = sum(v for v in losses.values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        model.train_step(batch, wrapper)
 
     seconds, peak, _ = timed(step, "cpu", repeats=repeats)
     encoder = getattr(model, "lidar_encoder", None)
-    out = dict(step_s=seconds, step_peak_mb=peak / 2 ** 20)
+    out = dict(optim_wrapper=kind, step_s=seconds, step_peak_mb=peak / 2 ** 20)
     if encoder is not None:
         data = model.data_preprocessor(batch, True)
 
@@ -111,6 +112,7 @@ def main():
     anchor = load("lidar", args.infos)
     anchor.model.head.update(CENTERPOINT_BRANCHES)
     out["lidar_with_centerpoint_branches"] = step_time(anchor, args.repeats)
+    out["lidar_float32"] = step_time(load("lidar", args.infos), args.repeats, wrapper_type="OptimWrapper")
     for name in CONFIGS:
         cfg = load(name, args.infos)
         stages = stage_times(cfg, args.frames, args.repeats)
@@ -122,6 +124,7 @@ def main():
                          bound_by="pipeline" if pipeline > step["step_s"] else "compute")
     out["lidar"]["step_ratio_centerpoint_branches"] = (out["lidar_with_centerpoint_branches"]["step_s"]
                                                        / out["lidar"]["step_s"])
+    out["lidar"]["step_ratio_float32"] = out["lidar_float32"]["step_s"] / out["lidar"]["step_s"]
     emit(out)
 
 

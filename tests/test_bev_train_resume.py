@@ -1,5 +1,6 @@
 """The synthetic-driving LiDAR and camera detector configs train through tools/train.py, resume after a
-kill -9 from the last checkpoint, and tools/test.py scores them with the nuScenes metric."""
+kill -9 from the last checkpoint (the LiDAR one under ``--amp bfloat16``, CPU autocast), and tools/test.py scores
+them with the nuScenes metric."""
 import json
 import os
 import pickle
@@ -48,14 +49,17 @@ def test_detector_trains_is_killed_resumes_and_tests(tmp_path, kind):
     for ckpt in work.glob("iter_*.pth"):
         torch.load(ckpt, map_location="cpu", weights_only=False)
 
+    # the LiDAR detector resumes its float32 checkpoint under CPU bfloat16 autocast (BFloat16OptimWrapper)
+    amp = ["--amp", "bfloat16"] if kind == "lidar" else []
     resumed = subprocess.run([sys.executable, "tools/train.py", str(config), "--work-dir", str(work), "--resume",
-                              "--cfg-options", *_options(data, TOTAL_ITERS, work),
+                              *amp, "--cfg-options", *_options(data, TOTAL_ITERS, work),
                               f"train_cfg.val_interval={TOTAL_ITERS}"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=600)
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-4000:]
     # the console: progress and results; the config dump and mmengine's file-client notices only in the log file
     assert "Config:" not in log and '"FileClient" will be deprecated' not in log
+    assert ("AMP: autocast bfloat16 on " in log) == (kind == "lidar"), log[-3000:]
     assert list(work.rglob("events.out.tfevents.*"))  # the scalars reach TensorBoard ([vis] extra)
     pictures = sorted(p.name for p in (work / "pictures" / f"iter_{TOTAL_ITERS}").glob("*.png"))
     cameras = [p for p in pictures if p.endswith("_cameras.png")]  # the camera model's images with boxes

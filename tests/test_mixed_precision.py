@@ -245,3 +245,62 @@ def test_amp_optim_wrapper_trains_the_demo_student_on_cuda(demo, dtype):
         wrapper.update_params(total)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+def _lidar_batch(tmp_path):
+    init_default_scope("pc_kd")
+    cfg = Config.fromfile(DRIVING / "supervised_centerpoint-pillar_none_synthetic-driving.py")
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    ds_cfg.update(data_root=str(tmp_path), num_samples=2, image_hw=(48, 96), num_objects=12)
+    dataset = DATASETS.build(ds_cfg)
+    np.random.seed(0)
+    return cfg, pseudo_collate([dataset[0], dataset[1]])
+
+
+def test_bfloat16_optim_wrapper_trains_the_lidar_detector_in_bfloat16_on_the_cpu(tmp_path):
+    """The forward runs in bfloat16 (the backbone's convolutions), losses, gradients, parameters and optimiser
+    state stay float32, and the first step's loss and update are float32's within bfloat16's rounding."""
+    from mmengine.optim import OptimWrapper
+
+    from pc_kd.engine import BFloat16OptimWrapper
+
+    cfg, batch = _lidar_batch(tmp_path)
+    runs = {}
+    for name, wrapper_cls in (("bf16", BFloat16OptimWrapper), ("fp32", OptimWrapper)):
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model).train()
+        before = [p.detach().clone() for p in model.parameters()]
+        seen = []
+        model.backbone.register_forward_hook(lambda m, i, o: seen.append(o[0].dtype))
+        wrapper = wrapper_cls(optimizer=torch.optim.SGD(model.parameters(), lr=1e-2))
+        log = model.train_step(copy.deepcopy(batch), wrapper)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in log.values())
+        step = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+        runs[name] = dict(seen=seen, loss=float(log["loss"]), step=step)
+    assert runs["bf16"]["seen"] == [torch.bfloat16] and runs["fp32"]["seen"] == [torch.float32]
+    assert abs(runs["bf16"]["loss"] - runs["fp32"]["loss"]) <= 0.02 * abs(runs["fp32"]["loss"])
+    assert F.cosine_similarity(runs["bf16"]["step"], runs["fp32"]["step"], dim=0) > MIN_GRAD_COSINE[torch.bfloat16]
+
+
+def test_amp_bfloat16_without_a_gpu_takes_the_cpu_wrapper_and_float16_still_stops():
+    from mmengine.registry import OPTIM_WRAPPERS
+
+    from pc_kd.engine import BFloat16OptimWrapper, ConfigError, check_amp_option, enable_amp
+
+    init_default_scope("pc_kd")
+    base = dict(optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.1), loss_scale=512.0))
+    cfg = Config(copy.deepcopy(base))
+    enable_amp(cfg, "bfloat16", cuda_available=False)
+    assert cfg.optim_wrapper.to_dict() == dict(type="BFloat16OptimWrapper", optimizer=dict(type="SGD", lr=0.1))
+    check_amp_option(cfg, cuda_available=False)
+    built = OPTIM_WRAPPERS.build(dict(type=cfg.optim_wrapper.type,
+                                      optimizer=torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)))
+    assert type(built) is BFloat16OptimWrapper
+    with_gpu = Config(copy.deepcopy(base))
+    enable_amp(with_gpu, "bfloat16", cuda_available=True)
+    assert with_gpu.optim_wrapper.type == "AmpOptimWrapper" and with_gpu.optim_wrapper.dtype == "bfloat16"
+    half = Config(copy.deepcopy(base))
+    enable_amp(half, "float16", cuda_available=False)
+    with pytest.raises(ConfigError, match="--amp bfloat16"):
+        check_amp_option(half, cuda_available=False)

@@ -173,16 +173,17 @@ def test_the_distillation_config_trains_on_real_frames_and_every_row_is_scored(p
         ds = NuScenesPointDataset(ann_file=str(work / "points" / point_infos[split].name))
         fuse_dataset(teacher, [ds.get_data_info(i) for i in range(len(ds))], work / "points" / "fused",
                      device="cpu", **rp.FUSION)
-    models = {}
-    for name, config in (("student", rp.CONFIGS["distill"]), ("labels", rp.CONFIGS["labels"])):
-        models[name], record = rp.train_or_reuse(config, work, name, iters=2)
-        assert record["iters"] == 2 and not record["reused"]
+    logged = []
+    models, records, test_loader = rp.train_students(
+        work, {"student": ("student", rp.CONFIGS["distill"], None), "labels": ("labels", rp.CONFIGS["labels"], None)},
+        iters=2, log=logged.append)
+    assert all(r["iters"] == 2 and not r["reused"] for r in records.values()) and len(logged) == 2
     config, options = rp.selection_settings(real_data)["distilled, class_balance"]  # a --select setting trains too
     balanced, _ = rp.train_or_reuse(config, work, "select/1", iters=2, options=options)
     assert balanced.class_balance == dict(power=0.5, max_weight=10.0)
     probe = torch.randn(7, teacher.feat_channels)
     assert torch.allclose(balanced.balance_classifier.classify(probe), teacher.classify(probe))  # the real weights
-    frames = rp.predict_rows(models, teacher, record["test_dataloader"])
+    frames = rp.predict_rows(models, teacher, test_loader)
     assert len(frames) == 1
     frame = frames[0]
     assert 0.3 < frame["seen"].mean() < 0.9

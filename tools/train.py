@@ -6,7 +6,8 @@
 ``--resume`` continues from the latest checkpoint of the work dir and stops with an error when there is none;
 ``--resume auto`` resumes when there is one and starts afresh otherwise (for jobs that a scheduler restarts);
 ``--resume CHECKPOINT`` continues from that file. ``--amp`` trains in mixed precision on a CUDA GPU (float16
-unless bfloat16 is named; see pc_kd.engine.mixed_precision). Ctrl-C stops with one line that gives the command to
+unless bfloat16 is named); ``--amp bfloat16`` without a GPU trains under CPU bfloat16 autocast (see
+pc_kd.engine.mixed_precision). Ctrl-C stops with one line that gives the command to
 continue.
 """
 import argparse
@@ -25,7 +26,8 @@ def main(argv=None):
                              "is none); 'auto': from it when there is one, else from scratch; or from CHECKPOINT")
     parser.add_argument("--amp", nargs="?", const="float16", choices=AMP_DTYPES, default=None,
                         help="mixed-precision training on a CUDA GPU (AmpOptimWrapper, dynamic loss scale); "
-                             "float16 unless bfloat16 is named")
+                             "float16 unless bfloat16 is named; bfloat16 without a GPU: CPU autocast "
+                             "(BFloat16OptimWrapper)")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     cfg = load_config(args)

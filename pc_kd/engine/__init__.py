@@ -3,7 +3,8 @@ from .checkpoint import (AtomicLocalBackend, CheckpointFileError, CheckpointMism
                          check_state_dict_matches, load_local_checkpoint, safe_globals, setup_safe_checkpointing)
 from .clustering_hooks import ClusterCentroidsHook, ReclusterHook
 from .hooks import PortableCheckpointHook, PredictionPicturesHook, RandomStateHook, SavePredictionsHook
-from .mixed_precision import AMP_DTYPES, check_amp_option, enable_amp
+from .part_distill_hooks import BackwardDistillationHook
+from .mixed_precision import AMP_DTYPES, BFloat16OptimWrapper, check_amp_option, cpu_has_native_bfloat16, enable_amp
 from .inference import point_features, predict_first_test_sample, superpoint_features
 from .config_checks import ConfigError, check_option_keys, load_checked_config
 from .runner import (Interrupted, PcKdRunner, add_runner_args, bare_model, build_runner, check_config_keys,
@@ -19,4 +20,5 @@ __all__ = ["AtomicLocalBackend", "CheckpointFileError", "CheckpointMismatchError
            "RandomStateHook", "SavePredictionsHook", "point_features", "predict_first_test_sample",
            "superpoint_features", "add_runner_args", "bare_model", "build_runner", "check_config_keys",
            "load_config", "load_weights_strict", "CpuDistributedDataParallel", "ProcessGroupBatchNorm",
-           "to_process_group_batchnorm", "AMP_DTYPES", "check_amp_option", "enable_amp"]
+           "to_process_group_batchnorm", "AMP_DTYPES", "BFloat16OptimWrapper", "check_amp_option",
+           "cpu_has_native_bfloat16", "enable_amp", "BackwardDistillationHook"]

@@ -3,6 +3,9 @@ from typing import Dict, Sequence
 
 import numpy as np
 import torch
+from mmengine.evaluator import BaseMetric
+
+from pc_kd.registry import METRICS
 
 
 def part_miou(pred, gt, part_ids: Sequence[int]) -> float:
@@ -34,3 +37,28 @@ def overall_miou(per_category: Dict[str, float]) -> float:
     if not per_category:
         raise ValueError("overall_miou: no category")
     return float(np.mean(list(per_category.values())))
+
+
+@METRICS.register_module()
+class PartMIoUMetric(BaseMetric):
+    """The ShapeNetPart protocol over the evaluated shapes of one category: :func:`part_miou` per shape (parts
+    ``0..num_parts-1``, IoU 1 for a part absent from both), then the mean (:func:`category_miou`). Reads
+    ``pred_pts_seg.pts_semantic_mask`` and ``gt_pts_seg.pts_semantic_mask``; ``num_parts`` from the dataset's
+    ``metainfo`` unless given. Reports ``part_miou`` in percent (the tables' unit)."""
+
+    default_prefix = "part"
+
+    def __init__(self, num_parts: int = None, collect_device="cpu", prefix=None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.num_parts = num_parts
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        num_parts = self.num_parts or (self.dataset_meta or {}).get("num_parts")
+        if not num_parts:
+            raise ValueError("PartMIoUMetric: num_parts is neither given nor in the dataset's metainfo")
+        for sample in data_samples:
+            self.results.append(part_miou(sample["pred_pts_seg"]["pts_semantic_mask"],
+                                          sample["gt_pts_seg"]["pts_semantic_mask"], range(num_parts)))
+
+    def compute_metrics(self, results: list) -> dict:
+        return dict(part_miou=100 * float(np.mean(results)), shapes=len(results))

@@ -10,15 +10,16 @@ shapes themselves (their units, no labels) and scored on them. No test label cho
 its last epoch.
 """
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
+from pc_kd.datasets.part_shape_set import ShapeSet, load_shape_set, save_shape_set
 from pc_kd.datasets.synthetic.part_shapes import (PART_CATEGORIES, SyntheticPartBoxPredictor, make_part_shape,
                                                   see_shape, shape_views)
 from pc_kd.evaluation.part_miou import category_miou, overall_miou
@@ -52,24 +53,6 @@ class Settings:
     plateau_tol: float = 0.01
 
 
-@dataclass
-class ShapeSet:
-    """``points [S, N, 3]`` float32 (unit sphere), ``part [S, N]`` int64 (GT, for scoring and row (d) only), and
-    per shape its knowledge units: ``unit_points[s]`` (index arrays), ``unit_labels[s] [K_s]``,
-    ``unit_scores[s] [K_s]`` (the predictor's confidences), ``unit_correct[s] [K_s]`` bool (known here only)."""
-    category: str
-    points: np.ndarray
-    part: np.ndarray
-    unit_points: List[List[np.ndarray]] = field(default_factory=list)
-    unit_labels: List[np.ndarray] = field(default_factory=list)
-    unit_scores: List[np.ndarray] = field(default_factory=list)
-    unit_correct: List[np.ndarray] = field(default_factory=list)
-
-    @property
-    def num_parts(self) -> int:
-        return len(PART_CATEGORIES[self.category])
-
-
 def shape_units(category: str, shape_seed: int, s: Settings):
     """One shape (``make_part_shape``), its views (``see_shape``), the synthetic predictor's boxes per view
     (seeded by ``shape_seed``) and the knowledge units made of them (``box_units``)."""
@@ -95,32 +78,6 @@ def make_shape_set(category: str, seed: int, count: int, s: Settings, log=print)
         us.append(units.scores.numpy())
         uc.append(units.correct.numpy())
     return ShapeSet(category, np.stack(points), np.stack(parts), up, ul, us, uc)
-
-
-def save_shape_set(data: ShapeSet, path: Path) -> None:
-    """One ``.npz`` of plain arrays (the units flattened with offsets), written atomically."""
-    flat = [p for shape in data.unit_points for p in shape]
-    sizes = np.array([len(p) for p in flat], np.int64)
-    arrays = dict(category=np.array(data.category), points=data.points, part=data.part,
-                  units_per_shape=np.array([len(u) for u in data.unit_points], np.int64), unit_sizes=sizes,
-                  unit_index=np.concatenate(flat) if flat else np.zeros(0, np.int64),
-                  unit_labels=np.concatenate(data.unit_labels), unit_scores=np.concatenate(data.unit_scores),
-                  unit_correct=np.concatenate(data.unit_correct))
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-
-def load_shape_set(path: Path) -> ShapeSet:
-    with np.load(path, allow_pickle=False) as z:
-        per_shape = z["units_per_shape"]
-        ends = np.cumsum(z["unit_sizes"])
-        flat = np.split(z["unit_index"], ends[:-1]) if len(ends) else []
-        bounds = np.concatenate([[0], np.cumsum(per_shape)])
-        sl = [slice(bounds[i], bounds[i + 1]) for i in range(len(per_shape))]
-        return ShapeSet(str(z["category"]), z["points"], z["part"], [flat[x] for x in sl],
-                        [z["unit_labels"][x] for x in sl], [z["unit_scores"][x] for x in sl],
-                        [z["unit_correct"][x] for x in sl])
 
 
 def teacher_vote(data: ShapeSet) -> np.ndarray:
@@ -375,6 +332,26 @@ def picture(category: str, index: int, s: Settings, predictions: Dict[str, Seque
     return save_figure(fig, out_png)
 
 
+def shape_set_files(work_dir, category: str, s: Settings):
+    """``[(path, seed, count)]`` of ``category``'s training and test shape sets under ``work_dir``; the name holds
+    everything the shapes and their units depend on (the student's settings do not matter here)."""
+    tag = (f"{s.num_points}pts_{s.num_views}views_{s.image_hw[0]}x{s.image_hw[1]}_miss{s.miss}_wrong{s.wrong}"
+           f"_whole{s.whole_object}")
+    return [(Path(work_dir) / f"shapes_{category}_seed{seed}_{count}_{tag}.npz", seed, count)
+            for seed, count in ((s.train_seed, s.train_shapes), (s.test_seed, s.test_shapes))]
+
+
+def write_shape_sets(work_dir, s: Settings, log=print) -> list:
+    """Every category's training and test shape sets in ``work_dir`` (made, or kept when there); returns the
+    paths (what the Runner configs of configs/partdistill/ read)."""
+    out = []
+    for category in s.categories:
+        for path, seed, count in shape_set_files(work_dir, category, s):
+            _cached_set(path, category, seed, count, s, log)
+            out.append(path)
+    return out
+
+
 def _cached_set(path: Path, category: str, seed: int, count: int, s: Settings, log) -> ShapeSet:
     if path.exists():
         return load_shape_set(path)
@@ -392,15 +369,10 @@ def demo(work_dir, s: Settings, seeds: Sequence[int], log=print, tta: bool = Tru
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(asdict(s)))  # as a reloaded JSON compares (tuples -> lists)
-    # everything the shapes and their units depend on (the student's settings do not matter here)
-    tag = (f"{s.num_points}pts_{s.num_views}views_{s.image_hw[0]}x{s.image_hw[1]}_miss{s.miss}_wrong{s.wrong}"
-           f"_whole{s.whole_object}")
     per_seed: Dict[int, Dict[str, dict]] = {sd: {} for sd in seeds}
     for category in s.categories:
-        train = _cached_set(work / f"shapes_{category}_seed{s.train_seed}_{s.train_shapes}_{tag}.npz", category,
-                            s.train_seed, s.train_shapes, s, log)
-        test = _cached_set(work / f"shapes_{category}_seed{s.test_seed}_{s.test_shapes}_{tag}.npz", category,
-                           s.test_seed, s.test_shapes, s, log)
+        train, test = (_cached_set(path, category, seed, count, s, log)
+                       for path, seed, count in shape_set_files(work, category, s))
         for seed in seeds:
             out = work / f"result_seed{seed}_{category}.json"
             if out.exists():

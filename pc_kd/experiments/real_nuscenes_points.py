@@ -130,6 +130,20 @@ def train_or_reuse(config, work_dir, name: str, iters=None, splits: Mapping[str,
     return runner.model, dict(record, test_dataloader=test_loader)
 
 
+def train_students(work_dir, runs: Mapping[str, tuple], iters=None, splits: Mapping[str, str] = SPLITS, log=print):
+    """Train (or reuse) every run of ``runs`` (row name -> ``(run folder under work_dir, config, cfg options)``) by
+    :func:`train_or_reuse`, logging each; returns ``(models {row name: model}, records {row name: record},
+    the runs' test dataloader config)``."""
+    models, training, test_loader = {}, {}, None
+    for name, (folder, config, options) in runs.items():
+        models[name], record = train_or_reuse(config, work_dir, folder, iters, splits, options)
+        test_loader = record.pop("test_dataloader")
+        training[name] = record
+        how = "reused" if record["reused"] else f"trained in {record['train_s'] / 60:.1f} min"
+        log(f"{name}: {record.get('iters')} iterations at batch {record.get('batch_size')} ({how})")
+    return models, training, test_loader
+
+
 @torch.no_grad()
 def predict_rows(models: Mapping[str, torch.nn.Module], teacher, loader_cfg, mapping=CITYSCAPES_TO_BOX_CLASSES) -> dict:
     """Over the frames of ``loader_cfg`` (a test dataloader config: points, labels, fused features): per frame the
@@ -243,13 +257,9 @@ def run_outdoor(real_root, work_dir, iters=None, log=print) -> dict:
     frames, teacher, fusion, training={name: record}, seen)``, ``seen`` the share of scene-0916's scored points (the
     ego vehicle's left out) a camera sees."""
     prepared = prepare(real_root, work_dir, log)
-    models, training = {}, {}
-    for name, config in (("student", CONFIGS["distill"]), ("labels", CONFIGS["labels"])):
-        models[name], record = train_or_reuse(config, work_dir, name, iters)
-        test_loader = record.pop("test_dataloader")
-        training[name] = record
-        how = "reused" if record["reused"] else f"trained in {record['train_s'] / 60:.1f} min"
-        log(f"{name}: {record.get('iters')} iterations at batch {record.get('batch_size')} ({how})")
+    models, training, test_loader = train_students(
+        work_dir, {"student": ("student", CONFIGS["distill"], None), "labels": ("labels", CONFIGS["labels"], None)},
+        iters, log=log)
     models["random"] = random_student(CONFIGS["distill"])
     start = time.perf_counter()
     frames = predict_rows(models, prepared["teacher"], test_loader)
@@ -283,12 +293,8 @@ def select_on_train_scene(real_root, work_dir, iters: int = 600, settings: Mappi
     prepared = prepare(real_root, work_dir, log)
     splits = split_in_time(prepared["infos"]["train"], SELECT_FIRST)
     settings = selection_settings(real_root) if settings is None else settings
-    models, training = {}, {}
-    for k, (name, (config, options)) in enumerate(settings.items()):
-        models[name], record = train_or_reuse(config, work_dir, f"select/{k}", iters, splits, options)
-        test_loader = record.pop("test_dataloader")
-        training[name] = record
-        log(f"select: {name}: {record.get('iters')} iterations ({'reused' if record['reused'] else 'trained'})")
+    runs = {name: (f"select/{k}", config, options) for k, (name, (config, options)) in enumerate(settings.items())}
+    models, training, test_loader = train_students(work_dir, runs, iters, splits, log)
     frames = predict_rows(models, prepared["teacher"], test_loader)
     classes = scored_classes()
     rows = [dict(row="", name=name, subset="seen", source=name, **iou_row(frames, name, "seen", classes))

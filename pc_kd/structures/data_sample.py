@@ -40,6 +40,10 @@ class Point3DDataSample(BaseDataElement):
     frames = _typed_field("frames", BaseDataElement,
                           "posed frames for an online teacher: ``images [V, 3, H, W]`` (0..1), ``lidar2img "
                           "[V, 4, 4]`` (after augmentation), optional ``depth [V, H, W]`` metres.")
+    part_units = _typed_field("part_units", BaseDataElement,
+                              "knowledge units (PartDistill; a 2D part predictor's output, not ground truth): "
+                              "``scores [N, K]`` float32 s_ik (unit k's score on its points, 0 elsewhere), "
+                              "``labels [K]`` int64 part ids c_k.")
     depth_maps = _typed_field("depth_maps", torch.Tensor,
                               "``[V, H, W]`` float32 LiDAR depth (metres) per camera image, 0 = no point.")
     gt_instances_3d = _typed_field("gt_instances_3d", InstanceData,

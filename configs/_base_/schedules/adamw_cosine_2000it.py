@@ -1,4 +1,4 @@
-# Iteration-based schedule for the CPU detection runs (2000 iterations: the real-data LiDAR detector, 2 x 40 frames, ~18 min on 2 cores): AdamW, 30-iteration warm-up, cosine to 1 % of the lr.
+# Iteration-based schedule for the CPU runs on real nuScenes points (2000 iterations): AdamW, 30-iteration warm-up, cosine to 1 % of the lr.
 max_iters = 2000
 optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=0.003, weight_decay=0.01),
                      clip_grad=dict(max_norm=35.0))
