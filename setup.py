@@ -12,7 +12,8 @@ REQUIRES = [
     "tqdm>=4.60",
     "nuscenes-devkit==1.2.0",
     "opencv-python==4.11.0.86",  # the last opencv that accepts numpy < 2
-    "h5py>=3.9,<4",  # PartDistill's preprocess.h5 and ShapeNetPart's h5 files
+    "h5py>=3.9,<4",  # PartDistill's preprocess.h5, ModelNet40's and ScanObjectNN's h5 files
+    "scikit-learn>=1.3",  # the linear-SVM probe of pretrained point features (LinearSVC)
 ]
 
 EXTRAS = {

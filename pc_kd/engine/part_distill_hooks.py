@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from pc_kd.datasets.transforms.part_units import PackPartUnitsInputs
-from pc_kd.models.losses.part_distill import balance_rescores, plateau_reached, rescore_units
+from pc_kd.structures.part_units import balance_rescores, plateau_reached, rescore_units
 from pc_kd.registry import HOOKS
 
 from .config_checks import ConfigError
@@ -24,10 +24,10 @@ class BackwardDistillationHook(Hook):
     ``PartUnitsDataset``.
 
     After every training epoch the mean of its iteration losses joins the loss curve; the first time
-    :func:`~pc_kd.models.losses.part_distill.plateau_reached` (``plateau_window``, ``plateau_tol``) holds, and
+    :func:`~pc_kd.structures.part_units.plateau_reached` (``plateau_window``, ``plateau_tol``) holds, and
     epochs remain, the student labels every training shape once (no augmentation, ``batch_size`` shapes at a time),
-    every unit is re-scored (:func:`~pc_kd.models.losses.part_distill.rescore_units`; ``balance``: then
-    :func:`~pc_kd.models.losses.part_distill.balance_rescores` over all units, a pc_kd option) and the re-scores
+    every unit is re-scored (:func:`~pc_kd.structures.part_units.rescore_units`; ``balance``: then
+    :func:`~pc_kd.structures.part_units.balance_rescores` over all units, a pc_kd option) and the re-scores
     replace the unit scores the loss weighs (``dataset.set_unit_scores``) for every remaining epoch.
     ``enabled=False`` keeps the loss curve and never re-scores (forward distillation only).
 

@@ -6,10 +6,12 @@ Notation: B shapes, N points each, K units per shape (padded with zero-score uni
 holds ``c_k``.
 """
 import math
-from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
+
+# backward distillation's trigger and re-scoring live with the knowledge units (the Runner hook reads them there)
+from pc_kd.structures.part_units import balance_rescores, plateau_reached, rescore_units  # noqa: F401
 
 
 def part_class_weights(unit_scores: torch.Tensor, unit_labels: torch.Tensor, num_parts: int) -> torch.Tensor:
@@ -48,42 +50,3 @@ def part_distill_loss(logits: torch.Tensor, unit_scores: torch.Tensor, unit_labe
     ce = -torch.gather(logp, 2, index) * class_weights[index]  # [B, N, K]: w_{c_k} CE(z_i, c_k)
     per_point = (unit_scores * ce).sum(-1) / (unit_scores > 0).sum(-1).clamp(min=1)
     return per_point.mean()
-
-
-def plateau_reached(epoch_losses: Sequence[float], window: int = 5, tol: float = 0.01) -> bool:
-    """Backward distillation's trigger after the epoch whose mean loss is ``epoch_losses[-1]`` (one value per epoch
-    so far): at least ``window`` epochs done and the mean of the last ``window`` epoch losses moved by less than
-    ``tol`` since the previous epoch's such mean (that of ``epoch_losses[-window - 1:-1]``; 0 before any epoch)."""
-    if len(epoch_losses) < window:
-        return False
-    now = sum(epoch_losses[-window:]) / window
-    before = epoch_losses[max(0, len(epoch_losses) - 1 - window):-1]
-    previous = sum(before) / len(before) if before else 0.0
-    return abs(now - previous) < tol
-
-
-def rescore_units(labels: torch.Tensor, unit_points: List[torch.Tensor], unit_labels: torch.Tensor) -> torch.Tensor:
-    """``[K]`` re-scores ``s'_k = |{i in M_k : y_i = c_k}| / |M_k|``: the share of unit k's points ``M_k``
-    (``unit_points[k]``, int64 indices) that the student's snapshot labels ``labels [N]`` give the unit's label
-    ``c_k`` (``unit_labels [K]``). An empty unit scores 0."""
-    out = torch.zeros(len(unit_points))
-    for k, idx in enumerate(unit_points):
-        if len(idx):
-            out[k] = (labels[idx] == unit_labels[k]).float().mean()
-    return out
-
-
-def balance_rescores(rescores: torch.Tensor, unit_labels: torch.Tensor) -> torch.Tensor:
-    """Re-scores with the per-part bias taken out: ``s''_k = s'_k * mean(s') / mean_{l: c_l = c_k}(s'_l)`` over all
-    ``K`` units of a dataset (``rescores [K]``, ``unit_labels [K]``). Within a part the order of the units is kept;
-    every part's mean re-score becomes the overall mean (a part whose units all score 0 stays 0), so a part whose
-    boxes hold many points of other parts (a chair seat seen from the side) is not down-weighted as a whole. A pc_kd
-    option, not in PartDistill."""
-    out = rescores.clone().float()
-    overall = out.mean() if len(out) else out.new_zeros(())
-    for c in unit_labels.unique().tolist():
-        mask = unit_labels == c
-        part_mean = out[mask].mean()
-        if part_mean > 0:
-            out[mask] = out[mask] * overall / part_mean
-    return out

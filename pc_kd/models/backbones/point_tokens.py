@@ -1,0 +1,44 @@
+"""Point tokens for masked point modelling (Point-BERT / Point-MAE / ACT / ReCon): each centred neighbourhood
+becomes one token by a mini-PointNet, each centre a positional embedding by an MLP."""
+import torch
+from torch import nn
+
+from pc_kd.registry import MODELS
+
+
+@MODELS.register_module()
+class MiniPointNetTokenizer(nn.Module):
+    """``neighbourhoods [B, G, K, 3]`` (centred on their centres, :func:`pc_kd.ops.group_neighbourhoods`) ->
+    ``tokens [B, G, embed_dim]``: per point conv 3-128 (BN, ReLU) -256, the max over the group's points
+    concatenated to every point's feature (512), conv 512-512 (BN, ReLU) -``embed_dim``, the max over the group.
+    Each token depends on its own group's points only, whatever their order."""
+
+    def __init__(self, embed_dim: int = 384):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.first = nn.Sequential(nn.Conv1d(3, 128, 1), nn.BatchNorm1d(128), nn.ReLU(inplace=True),
+                                   nn.Conv1d(128, 256, 1))
+        self.second = nn.Sequential(nn.Conv1d(512, 512, 1), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                                    nn.Conv1d(512, embed_dim, 1))
+
+    def forward(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
+        if neighbourhoods.dim() != 4 or neighbourhoods.shape[-1] != 3:
+            raise ValueError(f"MiniPointNetTokenizer: neighbourhoods must be [B, G, K, 3], got "
+                             f"{tuple(neighbourhoods.shape)}")
+        b, g, k, _ = neighbourhoods.shape
+        x = self.first(neighbourhoods.reshape(b * g, k, 3).transpose(1, 2))  # [BG, 256, K]
+        pooled = x.max(2, keepdim=True).values
+        x = self.second(torch.cat([pooled.expand(-1, -1, k), x], 1))  # [BG, C, K]
+        return x.max(2).values.reshape(b, g, self.embed_dim)
+
+
+@MODELS.register_module()
+class CentrePositionEmbedding(nn.Module):
+    """``centres [B, G, 3]`` -> ``[B, G, embed_dim]``: Linear 3-128, GELU, Linear 128-``embed_dim``."""
+
+    def __init__(self, embed_dim: int = 384, hidden: int = 128):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(3, hidden), nn.GELU(), nn.Linear(hidden, embed_dim))
+
+    def forward(self, centres: torch.Tensor) -> torch.Tensor:
+        return self.mlp(centres)

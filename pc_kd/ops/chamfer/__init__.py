@@ -1,0 +1,3 @@
+from .chamfer import chamfer_distance
+
+__all__ = ["chamfer_distance"]
