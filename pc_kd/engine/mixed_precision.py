@@ -10,9 +10,8 @@ float32 on the CPU, losses in float32 (:func:`pc_kd.utils.precision.float32_loss
 in float32. mmengine's wrapper needs a CUDA device; on a machine without one :func:`check_amp_option` stops with
 what to do instead.
 """
-from contextlib import contextmanager
-
 import logging
+from contextlib import contextmanager
 
 import torch
 from mmengine.config import Config

@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from pc_kd.datasets.transforms.part_units import PackPartUnitsInputs
-from pc_kd.structures.part_units import balance_rescores, plateau_reached, rescore_units
+from pc_kd.structures.part_units import plateau_reached, rescore_shapes
 from pc_kd.registry import HOOKS
 
 from .config_checks import ConfigError
@@ -26,8 +26,8 @@ class BackwardDistillationHook(Hook):
     After every training epoch the mean of its iteration losses joins the loss curve; the first time
     :func:`~pc_kd.structures.part_units.plateau_reached` (``plateau_window``, ``plateau_tol``) holds, and
     epochs remain, the student labels every training shape once (no augmentation, ``batch_size`` shapes at a time),
-    every unit is re-scored (:func:`~pc_kd.structures.part_units.rescore_units`; ``balance``: then
-    :func:`~pc_kd.structures.part_units.balance_rescores` over all units, a pc_kd option) and the re-scores
+    every unit is re-scored (:func:`~pc_kd.structures.part_units.rescore_shapes`; ``balance``: balanced per part
+    over all units, a pc_kd option) and the re-scores
     replace the unit scores the loss weighs (``dataset.set_unit_scores``) for every remaining epoch.
     ``enabled=False`` keeps the loss curve and never re-scores (forward distillation only).
 
@@ -78,14 +78,8 @@ class BackwardDistillationHook(Hook):
         self.trigger_epoch = done
         dataset = runner.train_dataloader.dataset
         labels = self.snapshot(bare_model(runner.model), dataset)
-        rescores = [rescore_units(torch.from_numpy(y), [torch.as_tensor(p, dtype=torch.long)
-                                                        for p in info["unit_points"]],
-                                  torch.as_tensor(info["unit_labels"]))
-                    for y, info in zip(labels, dataset.data_list)]
-        if self.balance:
-            flat = balance_rescores(torch.cat(rescores),
-                                    torch.cat([torch.as_tensor(i["unit_labels"]) for i in dataset.data_list]))
-            rescores = list(flat.split([len(r) for r in rescores]))
+        rescores = rescore_shapes(labels, [i["unit_points"] for i in dataset.data_list],
+                                  [i["unit_labels"] for i in dataset.data_list], self.balance)
         self.rescores = [r.numpy().astype(np.float32) for r in rescores]
         dataset.set_unit_scores(self.rescores)
         flat = np.concatenate(self.rescores) if self.rescores else np.zeros(0)

@@ -23,10 +23,9 @@ from pc_kd.datasets.part_shape_set import ShapeSet, load_shape_set, save_shape_s
 from pc_kd.datasets.synthetic.part_shapes import (PART_CATEGORIES, SyntheticPartBoxPredictor, make_part_shape,
                                                   see_shape, shape_views)
 from pc_kd.evaluation.part_miou import category_miou, overall_miou
-from pc_kd.models.losses.part_distill import (balance_rescores, part_class_weights, part_distill_loss, plateau_reached,
-                                             rescore_units)
+from pc_kd.models.losses.part_distill import pad_units, part_class_weights, part_distill_loss, plateau_reached
 from pc_kd.projection.part_units import MAX_COVER, box_units, points_in_box
-from pc_kd.structures.part_units import unit_score_matrix
+from pc_kd.structures.part_units import rescore_shapes, unit_score_matrix
 from pc_kd.utils.io import atomic_write
 
 
@@ -162,12 +161,8 @@ def train_student(data: ShapeSet, s: Settings, seed: int, mode: str, log=print, 
     losses, trigger, rescores, start = [], None, None, time.time()
     for epoch in range(s.epochs):
         if mode == "backward" and trigger is not None and rescores is None:  # the snapshot, once
-            labels = torch.from_numpy(predict(model, data.points))
-            rescores = [rescore_units(labels[i], [torch.from_numpy(p) for p in data.unit_points[i]],
-                                      torch.from_numpy(data.unit_labels[i])) for i in range(len(points))]
-            if balance:  # the per-part bias taken out (balance_rescores), over every unit of the dataset
-                flat = balance_rescores(torch.cat(rescores), torch.from_numpy(np.concatenate(data.unit_labels)))
-                rescores = list(flat.split([len(r) for r in rescores]))
+            # balance: the per-part bias taken out (balance_rescores), over every unit of the dataset
+            rescores = rescore_shapes(predict(model, data.points), data.unit_points, data.unit_labels, balance)
             scores = [unit_score_matrix(n, up, r.numpy()) for up, r in zip(data.unit_points, rescores)]
             log(f"{data.category} backward distillation from epoch {epoch + 1}: units re-scored by the student")
         model.train()
@@ -179,10 +174,8 @@ def train_student(data: ShapeSet, s: Settings, seed: int, mode: str, log=print, 
             if mode == "supervised":
                 loss = F.cross_entropy(logits.reshape(-1, data.num_parts), part[idx].reshape(-1))
             else:
-                k = max(scores[i].shape[1] for i in idx.tolist())
-                unit_scores = torch.stack([F.pad(scores[i], (0, k - scores[i].shape[1])) for i in idx.tolist()])
-                unit_labels = torch.stack([F.pad(torch.from_numpy(data.unit_labels[i]),
-                                                 (0, k - len(data.unit_labels[i]))) for i in idx.tolist()])
+                unit_scores, unit_labels = pad_units([scores[i] for i in idx.tolist()],
+                                                     [torch.from_numpy(data.unit_labels[i]) for i in idx.tolist()])
                 weights = part_class_weights(unit_scores, unit_labels, data.num_parts)
                 loss = part_distill_loss(logits, unit_scores, unit_labels, weights)
             opt.zero_grad()

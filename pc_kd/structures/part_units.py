@@ -92,3 +92,17 @@ def balance_rescores(rescores: torch.Tensor, unit_labels: torch.Tensor) -> torch
         if part_mean > 0:
             out[mask] = out[mask] * overall / part_mean
     return out
+
+
+def rescore_shapes(labels: Sequence, unit_points: Sequence[Sequence], unit_labels: Sequence,
+                   balance: bool = False) -> List[torch.Tensor]:
+    """Backward distillation's re-scores of a whole dataset: per shape ``s`` (student snapshot ``labels[s] [N_s]``,
+    its units' ``unit_points[s]`` index arrays and ``unit_labels[s] [K_s]``; tensors or arrays),
+    :func:`rescore_units` ``[K_s]``; ``balance``: then :func:`balance_rescores` over every unit of the dataset.
+    Returns one ``[K_s]`` tensor per shape."""
+    out = [rescore_units(torch.as_tensor(y), [torch.as_tensor(p, dtype=torch.long) for p in points],
+                         torch.as_tensor(lab)) for y, points, lab in zip(labels, unit_points, unit_labels)]
+    if balance:
+        flat = balance_rescores(torch.cat(out), torch.cat([torch.as_tensor(lab) for lab in unit_labels]))
+        out = list(flat.split([len(r) for r in out]))
+    return out

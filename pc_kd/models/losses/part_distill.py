@@ -1,17 +1,34 @@
-"""PartDistill's losses and its backward distillation: the forward distillation loss over knowledge units with
-per-batch class weights, the plateau trigger, and the re-scoring of units by the student's own labels.
+"""PartDistill's forward distillation loss over knowledge units with per-batch class weights, and the padding of a
+batch's units into its tensors. The plateau trigger and the re-scoring of backward distillation live with the
+knowledge units (:mod:`pc_kd.structures.part_units`) and are re-exported here.
 
 Notation: B shapes, N points each, K units per shape (padded with zero-score units), P parts of the category.
 ``unit_scores [B, N, K]`` holds ``s_ik``: unit k's score on its points, 0 elsewhere; ``unit_labels [B, K]``
 holds ``c_k``.
 """
 import math
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 # backward distillation's trigger and re-scoring live with the knowledge units (the Runner hook reads them there)
-from pc_kd.structures.part_units import balance_rescores, plateau_reached, rescore_units  # noqa: F401
+from pc_kd.structures.part_units import balance_rescores, plateau_reached, rescore_units
+
+__all__ = ["pad_units", "part_class_weights", "part_distill_loss", "balance_rescores", "plateau_reached",
+           "rescore_units"]
+
+
+def pad_units(scores: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], num_points: Optional[int] = None
+              ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A batch's units as the loss takes them: per shape ``scores[b] [N_b, K_b]`` (``s_ik``) and ``labels[b]
+    [K_b]`` -> ``unit_scores [B, N, K]`` float32 and ``unit_labels [B, K]`` int64, padded with zero-score points
+    and units (``N`` = ``num_points`` or the largest ``N_b``, ``K`` = the largest ``K_b``, at least 1). Padding adds
+    nothing to the loss's sums or to the class weights' counts."""
+    n = max(s.shape[0] for s in scores) if num_points is None else num_points
+    k = max(1, max(len(lb) for lb in labels))
+    padded = torch.stack([F.pad(s.float(), (0, k - s.shape[1], 0, n - s.shape[0])) for s in scores])
+    return padded, torch.stack([F.pad(torch.as_tensor(lb).long(), (0, k - len(lb))) for lb in labels])
 
 
 def part_class_weights(unit_scores: torch.Tensor, unit_labels: torch.Tensor, num_parts: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from pc_kd.models.losses.part_distill import part_class_weights, part_distill_loss
+from pc_kd.models.losses.part_distill import pad_units, part_class_weights, part_distill_loss
 from pc_kd.registry import MODELS
 
 from .sparse_segmentor import SparseSegmentor
@@ -32,17 +32,14 @@ class PartDistillSegmentor(SparseSegmentor):
         per_cloud = inputs["points"].split(self.point_logits(inputs))  # B x [N_b, P]
         device = per_cloud[0].device
         n = max(len(x) for x in per_cloud)
-        k = max(1, max(s.part_units.labels.numel() for s in data_samples))
         logits = torch.stack([F.pad(x, (0, 0, 0, n - len(x))) for x in per_cloud])  # [B, N, P]
-        scores, labels = [], []
         for cloud, s in zip(per_cloud, data_samples):
-            sc, lb = s.part_units.scores.to(device), s.part_units.labels.to(device)
+            sc, lb = s.part_units.scores, s.part_units.labels
             if sc.shape != (len(cloud), lb.numel()):
                 raise ValueError(f"PartDistillSegmentor: sample {s.metainfo.get('sample_idx')} has part_units.scores "
                                  f"{tuple(sc.shape)} for {len(cloud)} points and {lb.numel()} unit labels")
-            scores.append(F.pad(sc.float(), (0, k - sc.shape[1], 0, n - sc.shape[0])))
-            labels.append(F.pad(lb.long(), (0, k - lb.numel())))
-        scores, labels = torch.stack(scores), torch.stack(labels)  # [B, N, K], [B, K]
+        scores, labels = pad_units([s.part_units.scores.to(device) for s in data_samples],
+                                   [s.part_units.labels.to(device) for s in data_samples], n)  # [B, N, K], [B, K]
         weights = part_class_weights(scores, labels, logits.shape[-1])
         real = sum(len(x) for x in per_cloud)
         loss = part_distill_loss(logits.float(), scores, labels, weights) * (logits.shape[0] * n / max(real, 1))
