@@ -5,7 +5,7 @@
     pc-kd eval-nuscenes RESULTS.json --root DIR --version V [--scenes NAME ...] [--out F] [--devkit]
     pc-kd create-infos scannet|s3dis|nuscenes --root DIR --out DIR   (mmdet3d's --root-path / --out-dir too)
     pc-kd fuse | superpoints | visualize | teacher CONFIG ...
-    pc-kd demo | demo-bev | demo-real | demo-real-teachers | demo-drive-segment | demo-partdistill
+    pc-kd demo | demo-bev | demo-real | demo-real-teachers | demo-drive-segment | demo-partdistill | demo-pretrain
         [...]
     pc-kd bench NAME [...]          (benchmarks/bench_NAME.py; without NAME: the list)
     pc-kd doctor                    (versions, sparse-conv backend, GPU, headless rendering, data and weights)
@@ -38,6 +38,8 @@ TOOLS = {
                                                     "segmentation student, synthetic driving frames"),
     "demo-partdistill": ("demo_partdistill.py", "PartDistill: 2D part boxes -> 3D knowledge units -> a point "
                                                 "student, forward and backward distillation, synthetic shapes"),
+    "demo-pretrain": ("demo_pretrain.py", "ACT and ReCon: masked point modelling from a 2D teacher, a linear probe on "
+                                          "held-out classes, synthetic objects"),
 }
 
 

@@ -11,7 +11,8 @@ from pc_kd.registry import MODELS
 ROOT = Path(__file__).resolve().parents[1]
 ALL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.py") if "_base_" not in p.parts)
 # Runner configs (model, data, evaluator) and experiment settings (a ``settings`` dict read by a tool: the
-# drive-segment_* files of configs/drive_and_segment/ and configs/partdistill/, read by tools/demo_*.py)
+# drive-segment_* files of configs/drive_and_segment/, configs/partdistill/, configs/act/ and configs/recon/, read by
+# tools/demo_*.py)
 SETTINGS = [p for p in ALL_CONFIGS if "settings" in Config.fromfile(p)]
 CONFIGS = [p for p in ALL_CONFIGS if p not in SETTINGS]
 
@@ -49,9 +50,10 @@ def test_config_builds_its_model(path, monkeypatch):
 def test_settings_config_names_only_known_settings(path):
     from dataclasses import fields
 
-    from pc_kd.experiments import drive_segment, partdistill
+    from pc_kd.experiments import drive_segment, masked_pretraining, partdistill
 
-    Settings = {"drive_and_segment": drive_segment.Settings, "partdistill": partdistill.Settings}[path.parent.name]
+    Settings = {"drive_and_segment": drive_segment.Settings, "partdistill": partdistill.Settings,
+                "act": masked_pretraining.Settings, "recon": masked_pretraining.Settings}[path.parent.name]
     settings = Config.fromfile(path).settings
     known = {f.name for f in fields(Settings)}
     assert set(settings) <= known, f"{path.name}: unknown settings {sorted(set(settings) - known)}"

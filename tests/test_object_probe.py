@@ -100,3 +100,25 @@ def test_d2_histogram_against_a_pair_loop_and_invariant_to_rigid_motion():
     np.testing.assert_allclose(d2_histogram(moved, bins=8, pairs=500, seed=4), hist)
     with pytest.raises(ValueError, match=r"\[S, N >= 2, 3\]"):
         d2_histogram(points[:, :1])
+
+
+def test_a_modelnet40_layout_goes_through_grouping_and_the_probe_of_a_pretrained_encoder(tmp_path):
+    import torch
+
+    from pc_kd.experiments import masked_pretraining as mp
+    from pc_kd.models.pretrainers import ACTDistiller
+
+    _modelnet(tmp_path / "mn40", np.random.default_rng(0))
+    s = mp.Settings(num_groups=4, group_size=4)
+    train, test = (read_modelnet40_h5(tmp_path / "mn40", split) for split in ("train", "test"))
+    grouped = mp.group_points(train["points"], train["labels"], train["classes"], s)
+    assert grouped.neighbourhoods.shape == (7, 4, 4, 3) and grouped.classes == ("airplane", "bathtub", "bed")
+    absolute = grouped.neighbourhoods + grouped.centres[:, :, None]  # every grouped point is one of its shape's
+    gap = np.linalg.norm(absolute.reshape(7, -1, 1, 3) - train["points"][:, None], axis=-1).min(-1)
+    assert gap.max() < 1e-6
+    torch.manual_seed(0)
+    encoder = ACTDistiller(None, dim=16, depth=1, num_heads=2, tokenizer_hidden=(8, 8, 16)).eval()
+    feats = mp.encoder_features(encoder, grouped)
+    assert feats.shape == (7, 32) and np.isfinite(feats).all()
+    with pytest.raises(ValueError, match=r"points must be \[S, N, 3\] with one label each"):
+        mp.group_points(test["points"], test["labels"][:2], test["classes"], s)

@@ -6,4 +6,5 @@ from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
+from .pretrainers import *  # noqa: F401,F403
 from pc_kd import heads  # noqa: F401,E402  (registers the heads the models build)

@@ -86,3 +86,34 @@ class ReConEncoder(nn.Module):
         for block in self.blocks:
             globals_, locals_ = block(globals_ + global_pos, locals_ + local_pos)
         return self.norm(globals_), self.norm(locals_)
+
+
+class TransformerBlock(nn.Module):
+    """The standard pre-norm ViT / Point-MAE block over ``x [B, L, C]``: ``x = x + SA(LN1(x)); x = x + MLP(LN2(x))``."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), TokenAttention(dim, num_heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim), TokenMLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.attn(y, y)
+        return x + self.mlp(self.norm2(x))
+
+
+@MODELS.register_module()
+class TransformerEncoder(nn.Module):
+    """``depth`` :class:`TransformerBlock` s over ``tokens [B, L, C]``, the positions ``pos [B, L, C]`` added before
+    every block (Point-MAE's ``TransformerEncoder``), then a LayerNorm (``final_norm``)."""
+
+    def __init__(self, dim: int = 384, depth: int = 12, num_heads: int = 6, mlp_ratio: float = 4.0,
+                 final_norm: bool = True):
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim) if final_norm else nn.Identity()
+
+    def forward(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            tokens = block(tokens + pos)
+        return self.norm(tokens)
