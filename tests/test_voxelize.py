@@ -112,11 +112,11 @@ def test_reduce_and_gather_back():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(points=torch.zeros(0, 3)), "empty"),
     (dict(points=torch.tensor([[0.0, float("nan"), 0.0]])), "1 points have NaN or inf"),
-    # with a range: the dense CPU path (its own count) and the sorting path (a voxel cap) say the same
+    # with a range: the CPU paths (their own count) and the sorting path say the same
     (dict(points=torch.tensor([[0.0, float("nan"), 0.0], [float("inf"), 0.0, 0.0], [0.5, 0.5, 0.5]]),
           point_range=(0, 0, 0, 1, 1, 1)), "2 points have NaN or inf"),
     (dict(points=torch.tensor([[0.0, float("nan"), 0.0], [float("inf"), 0.0, 0.0], [0.5, 0.5, 0.5]]),
-          point_range=(0, 0, 0, 1, 1, 1), max_voxels=5), "2 points have NaN or inf"),
+          point_range=(0, 0, 0, 1, 1, 1), backend="torch"), "2 points have NaN or inf"),
     (dict(voxel_size=0.0), "voxel_size must be positive"),
     (dict(voxel_size=(0.1, 0.1)), "voxel_size must be positive"),
     (dict(point_range=(0, 0, 0, 1, 1)), "point_range must be"),
@@ -131,23 +131,34 @@ def test_bad_input(kwargs, match):
 
 @pytest.mark.parametrize("mode", ["dynamic", "hard"])
 @pytest.mark.parametrize("point_range", [None, (-2.0, -1.5, -1.0, 3.1, 2.9, 2.2)])
-def test_dense_cpu_path_equals_the_sorting_path(mode, point_range):
-    """On CPU a grid of at most 8 cells per point is grouped through a dense cell table (no sort); max_voxels
-    larger than the voxel count takes the sorting path, which must give the very same tensors."""
+@pytest.mark.parametrize("grid", ["dense", "hash"])
+@pytest.mark.parametrize("max_voxels", [None, 40, 1])
+def test_cpu_paths_equal_the_sorting_path(mode, point_range, grid, max_voxels):
+    """On CPU numba passes group the points through a dense cell table (at most 8 cells per point) or a hash table
+    (larger grids), with or without a voxel cap; the sorting path (``backend="torch"``, what GPUs take) must give
+    the very same tensors."""
     from pc_kd.voxel.voxelize import _use_dense
 
     _, points, batch = _clouds((301, 1, 77, 0, 250), seed=4)  # cloud 3 is empty
-    kwargs = dict(point_range=point_range, mode=mode, batch_index=batch, batch_size=5,
+    size = SIZE if grid == "dense" else 0.004
+    kwargs = dict(point_range=point_range, mode=mode, batch_index=batch, batch_size=5, max_voxels=max_voxels,
                   max_points_per_voxel=3 if mode == "hard" else None)
-    dense = voxelize(points, SIZE, **kwargs)
-    num_keys = 5 * int(np.prod(dense.spatial_shape))
-    assert _use_dense(points, num_keys, None)  # so the first call took the dense path
-    sorting = voxelize(points, SIZE, max_voxels=10**9, **kwargs)
-    for name, a, b in zip(dense._fields, dense, sorting):
+    cpu = voxelize(points, size, **kwargs)
+    num_keys = 5 * int(np.prod(cpu.spatial_shape))
+    assert _use_dense(points, num_keys) == (grid == "dense")
+    sorting = voxelize(points, size, backend="torch", **kwargs)
+    for name, a, b in zip(cpu._fields, cpu, sorting):
         if isinstance(a, torch.Tensor):
             assert a.dtype == b.dtype and torch.equal(a, b), name
         else:
             assert a == b, name
-    # points outside the range or beyond a voxel's 3 are dropped (-1); otherwise every point is kept
-    assert bool((dense.point2voxel == -1).any()) == (point_range is not None or mode == "hard")
-    assert dense.num_points.max() <= (3 if mode == "hard" else len(points))
+    if max_voxels is not None:
+        assert len(cpu.coords) == max_voxels
+    elif grid == "dense":  # points outside the range or beyond a voxel's 3 are dropped (-1); else all are kept
+        assert bool((cpu.point2voxel == -1).any()) == (point_range is not None or mode == "hard")
+    assert cpu.num_points.max() <= (3 if mode == "hard" else len(points))
+
+
+def test_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="backend must be 'auto' or 'torch', got 'cuda'"):
+        voxelize(torch.zeros(2, 3), 0.1, backend="cuda")

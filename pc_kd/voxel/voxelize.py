@@ -78,7 +78,7 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
              point_range: Optional[Sequence[float]] = None, *, mode: str = "dynamic",
              max_points_per_voxel: Optional[int] = None, max_voxels: Optional[int] = None,
              deterministic: bool = True, batch_index: Optional[torch.Tensor] = None,
-             batch_size: Optional[int] = None) -> Voxels:
+             batch_size: Optional[int] = None, backend: str = "auto") -> Voxels:
     """Assign points to voxels.
 
     Args:
@@ -94,29 +94,36 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
         deterministic: use stable sorts, so that which points a hard voxel keeps, and their order, never
             depend on the sort implementation (unstable GPU sorts are a little faster).
         batch_index: ``[N]`` cloud of each point, for a ragged batch (default: one cloud).
+        backend: ``auto``: on CPU (points without gradient) numba passes group the points, through a dense cell
+            table when the grid has at most 8 cells per point, else through a hash table; elsewhere sorts.
+            ``torch``: the sorting path on any device (what GPUs take). Both give the same tensors.
     """
     _check(points, voxel_size, point_range, mode, max_points_per_voxel, max_voxels)
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"voxelize: backend must be 'auto' or 'torch', got {backend!r}")
     device = points.device
     n = points.shape[0]
     size = torch.as_tensor(voxel_size, dtype=torch.float64, device=device).flatten().expand(3).contiguous()
-    if batch_index is None:
-        batch_index = torch.zeros(n, dtype=torch.long, device=device)
-    if batch_index.shape != (n,):
+    if batch_index is not None and batch_index.shape != (n,):
         raise ValueError(f"voxelize: batch_index must be [N] = [{n}], got {tuple(batch_index.shape)}")
-    batch_size = int(batch_index.max()) + 1 if batch_size is None else batch_size
-    dense = None  # (keys, occupancy table) when the dense CPU path groups the points (see _use_dense)
+    if batch_size is None:
+        batch_size = 1 if batch_index is None else int(batch_index.max()) + 1
+    cpu = backend == "auto" and _numba_points(points)
+    grouping = None  # (keys, occupancy table or None) when numba passes group the points on CPU
     if point_range is not None:
         pr = torch.as_tensor(point_range, dtype=torch.float64, device=device).flatten()
         origin = pr[:3].expand(batch_size, 3).clone()
         shape = torch.round((pr[3:] - pr[:3]) / size).long()
         num_keys = batch_size * int(shape.prod())
-        if _use_dense(points, num_keys, max_voxels):
-            table = np.full(num_keys, -1, np.int32)  # voxel rows fit in int32; half the memory of int64
-            key, bad = _dense_keys(points.numpy(), batch_index.numpy(), pr[:3].numpy(), size.numpy(), shape.numpy(),
-                                   table)
+        if cpu:
+            table = np.full(num_keys, -1, np.int32) if _use_dense(points, num_keys) else np.empty(0, np.int32)
+            batch_np = np.empty(0, np.int64) if batch_index is None else batch_index.numpy()  # empty: cloud 0
+            key, bad = _dense_keys(points.numpy(), batch_np, pr[:3].numpy(), size.numpy(), shape.numpy(), table)
             _refuse_non_finite(bad)
-            dense = (key, table)
-    if dense is None:
+            grouping = (key, table if len(table) else None)
+    if grouping is None:
+        if batch_index is None:
+            batch_index = torch.zeros(n, dtype=torch.long, device=device)
         _refuse_non_finite(int((~torch.isfinite(points[:, :3]).all(1)).sum()))
         xyz = points[:, :3].double()
         if point_range is not None:
@@ -132,12 +139,21 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
         key = ((batch_index * shape[2] + grid[:, 2]) * shape[1] + grid[:, 1]) * shape[0] + grid[:, 0]
         key = torch.where(keep, key, torch.full_like(key, -1))
         num_keys = batch_size * int(shape.prod())
-        if _use_dense(points, num_keys, max_voxels):  # a grid spanned by the points themselves
-            key, table = key.numpy(), np.full(num_keys, -1, np.int32)
-            table[key[key >= 0]] = 0
-            dense = (key, table)
-    if dense is not None:
-        point2voxel, unique = (torch.from_numpy(a) for a in _dense_group(*dense))
+        if cpu:  # a grid spanned by the points themselves
+            key, table = key.numpy(), None
+            if _use_dense(points, num_keys):
+                table = np.full(num_keys, -1, np.int32)
+                table[key[key >= 0]] = 0
+            grouping = (key, table)
+    if grouping is not None:
+        key, table = grouping
+        if table is None:
+            point2voxel, unique = _hash_group(key, n if max_voxels is None else max_voxels)
+        else:
+            if max_voxels is not None:
+                _dense_cap(key, table, max_voxels)
+            point2voxel, unique = _dense_group(key, table)
+        point2voxel, unique = torch.from_numpy(point2voxel), torch.from_numpy(unique)
     else:
         point2voxel, unique = _group(key, keep, max_voxels, deterministic)
     m = len(unique)
@@ -148,7 +164,7 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
     coords = torch.stack([x, y, z], 1).int()
     voxels, num_points = None, None
     if mode == "hard":
-        if dense is not None:  # caps point2voxel in place and counts the kept points
+        if grouping is not None:  # caps point2voxel in place and counts the kept points
             # numpy's allocation (transparent huge pages on Linux for large arrays) is zeroed 3x faster than
             # torch.zeros' here, and the fill's scattered writes then miss the TLB less
             buffer = np.empty((m, max_points_per_voxel, points.shape[1]), dtype=points.numpy().dtype)
@@ -167,22 +183,29 @@ def voxelize(points: torch.Tensor, voxel_size: Union[float, Sequence[float]],
                   batch_size, voxels)
 
 
-def _use_dense(points, num_keys, max_voxels) -> bool:
-    """CPU, float32/64 points without gradient, no voxel cap, and a grid of at most 8 cells per point (1M points
-    of a room at 5 cm: 2.4M cells): passes over the points and over a dense cell table replace the sorts, with the
-    same output as the sorting path."""
-    return (points.device.type == "cpu" and max_voxels is None and not points.requires_grad
-            and points.dtype in (torch.float32, torch.float64) and num_keys <= max(8 * len(points), 1 << 16))
+def _numba_points(points) -> bool:
+    """CPU, float32/64 points without gradient: what the numba grouping passes take."""
+    return (points.device.type == "cpu" and not points.requires_grad
+            and points.dtype in (torch.float32, torch.float64))
+
+
+def _use_dense(points, num_keys) -> bool:
+    """A grid of at most 8 cells per point (1M points of a room at 5 cm: 2.4M cells): a dense cell table groups
+    the points; larger grids take a hash table."""
+    return num_keys <= max(8 * len(points), 1 << 16)
 
 
 @numba.njit(cache=True)
 def _dense_keys(points, batch_index, low, size, shape, table):
     """The sorting path's keys in one pass: ``floor((xyz - low) / size)`` in float64, -1 outside the grid, else
-    ``((b Z + z) Y + y) X + x``, each key's cell of ``table`` set to 0 (occupied); and the number of points with a
-    NaN / inf coordinate."""
+    ``((b Z + z) Y + y) X + x`` (b = ``batch_index[i]``, or 0 when ``batch_index`` is empty), each key's cell of
+    ``table`` set to 0 (occupied; an empty ``table``: none); and the number of points with a NaN / inf
+    coordinate."""
     n = points.shape[0]
     key = np.empty(n, np.int64)
     bad = 0
+    marking = table.shape[0] > 0
+    batched = batch_index.shape[0] > 0
     for i in range(n):
         gx = np.floor((np.float64(points[i, 0]) - low[0]) / size[0])
         gy = np.floor((np.float64(points[i, 1]) - low[1]) / size[1])
@@ -193,8 +216,10 @@ def _dense_keys(points, batch_index, low, size, shape, table):
         elif gx < 0 or gy < 0 or gz < 0 or gx >= shape[0] or gy >= shape[1] or gz >= shape[2]:
             key[i] = -1
         else:
-            key[i] = ((batch_index[i] * shape[2] + np.int64(gz)) * shape[1] + np.int64(gy)) * shape[0] + np.int64(gx)
-            table[key[i]] = 0
+            b = batch_index[i] if batched else 0
+            key[i] = ((b * shape[2] + np.int64(gz)) * shape[1] + np.int64(gy)) * shape[0] + np.int64(gx)
+            if marking:
+                table[key[i]] = 0
     return key, bad
 
 
@@ -217,6 +242,130 @@ def _dense_group(key, table):
         if key[i] >= 0:
             point2voxel[i] = table[key[i]]
     return point2voxel, unique
+
+
+@numba.njit(cache=True)
+def _dense_cap(key, table, max_voxels):
+    """Keep the first ``max_voxels`` occupied cells in input order (spconv's ``max_num_voxels`` rule): the later
+    ones' entries of ``table`` (0 = occupied) become -1, so their points are dropped."""
+    seen = 0
+    for i in range(key.shape[0]):
+        k = key[i]
+        if k >= 0 and table[k] == 0:
+            if seen < max_voxels:
+                table[k] = 1
+                seen += 1
+            else:
+                table[k] = -1
+    for c in range(table.shape[0]):
+        if table[c] == 1:
+            table[c] = 0
+
+
+@numba.njit(cache=True)
+def _hash_slot(k, bits):
+    """Fibonacci hashing of a non-negative int64 key into ``bits`` bits."""
+    return np.int64((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+
+
+@numba.njit(cache=True)
+def _hash_grow(slots, rows, bits):
+    """The entries of an open-addressing table re-inserted into one of ``2^bits`` slots."""
+    new_slots = np.full(1 << bits, -1, np.int64)
+    new_rows = np.empty(1 << bits, np.int64)
+    mask = (1 << bits) - 1
+    for j in range(slots.shape[0]):
+        k = slots[j]
+        if k >= 0:
+            h = _hash_slot(k, bits)
+            while new_slots[h] != -1:
+                h = (h + 1) & mask
+            new_slots[h] = k
+            new_rows[h] = rows[j]
+    return new_slots, new_rows, bits
+
+
+@numba.njit(cache=True)
+def _hash_insert(key, start, slots, rows, bits, first_keys, row, state, max_voxels):
+    """Insert ``key[start:]`` into the table until it is half full; returns where it stopped. ``state``: (voxels
+    made, slots used, last key, its row). The table's arrays stay fixed in here, so the loop compiles tight."""
+    mask = (1 << bits) - 1
+    m, used, last_key, last_row = state[0], state[1], state[2], state[3]
+    i = start
+    while i < key.shape[0]:
+        k = key[i]
+        if k < 0:
+            i += 1
+            continue
+        if k == last_key:  # consecutive points (a LiDAR scan line, a sorted cloud) often share a voxel
+            row[i] = last_row
+            i += 1
+            continue
+        if 2 * (used + 1) > (1 << bits):
+            break
+        h = _hash_slot(k, bits)
+        while True:
+            s = slots[h]
+            if s == k:
+                break
+            if s == -1:
+                slots[h] = k
+                used += 1
+                if m < max_voxels:
+                    rows[h] = m
+                    first_keys[m] = k
+                    m += 1
+                else:
+                    rows[h] = -1
+                break
+            h = (h + 1) & mask
+        last_row = rows[h]
+        row[i] = last_row
+        last_key = k
+        i += 1
+    state[0], state[1], state[2], state[3] = m, used, last_key, last_row
+    return i
+
+
+@numba.njit(cache=True)
+def _hash_rows(key, max_voxels):
+    """The first ``max_voxels`` distinct keys (not -1) in input order, through an open-addressing hash table that
+    starts small (cache-resident) and doubles when half full: ``(row [N]`` (the index of each point's key in that
+    order, -1 for key -1 and later keys), ``keys [M])``."""
+    n = key.shape[0]
+    bits = 12
+    slots = np.full(1 << bits, -1, np.int64)
+    rows = np.empty(1 << bits, np.int64)
+    first_keys = np.empty(min(n, max_voxels), np.int64)
+    row = np.full(n, -1, np.int64)
+    state = np.array([0, 0, -1, -1], np.int64)
+    i = _hash_insert(key, 0, slots, rows, bits, first_keys, row, state, max_voxels)
+    while i < n:
+        slots, rows, bits = _hash_grow(slots, rows, bits + 1)
+        i = _hash_insert(key, i, slots, rows, bits, first_keys, row, state, max_voxels)
+    return row, first_keys[:state[0]]
+
+
+@numba.njit(cache=True)
+def _renumber(row, order):
+    """``point2voxel [N]``: each point's row renumbered by ``order`` (row ``order[j]`` becomes j), -1 kept."""
+    rank = np.empty(order.shape[0], np.int64)
+    for j in range(order.shape[0]):
+        rank[order[j]] = j
+    point2voxel = np.full(row.shape[0], -1, np.int64)
+    for i in range(row.shape[0]):
+        if row[i] >= 0:
+            point2voxel[i] = rank[row[i]]
+    return point2voxel
+
+
+def _hash_group(key: np.ndarray, max_voxels: int):
+    """:func:`_dense_group` for grids too large for a dense table: the first ``max_voxels`` distinct keys in input
+    order become voxels, numbered in increasing key order; the points of later keys and of key -1 get -1. Returns
+    ``(point2voxel [N], unique keys [M])``."""
+    row, first_keys = _hash_rows(key, max_voxels)
+    order = np.argsort(first_keys)  # numpy's sort: several times faster than numba's here
+    return _renumber(row, order), first_keys[order]
 
 
 @numba.njit(cache=True)
