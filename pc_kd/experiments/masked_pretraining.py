@@ -261,9 +261,13 @@ def pretrain(method: str, sets: Dict[str, GroupedSet], vit: DepthViT, s: Setting
         weight = 1.0 if method == "recon" else 0.0
         model = ReConPretrainer(group_size=s.group_size, mask_ratio=s.recon_mask, image_dim=vit.dim,
                                 text_dim=s.text_dim, image_weight=weight, text_weight=weight, **arch)
-        image, text = teacher_targets(sets["pool"], vit, s)
-        record["loss"] = _fit(model, lambda i, g: model.loss(*augment(neigh[i], centres[i], g), image[i], text[i], g),
-                              len(neigh), s.epochs, s, seed, method, log)
+        image, text = teacher_targets(sets["pool"], vit, s) if weight else (None, None)  # Point-MAE reads none
+
+        def recon_loss(i, g):
+            targets = (image[i], text[i]) if weight else (None, None)
+            return model.loss(*augment(neigh[i], centres[i], g), *targets, g)
+
+        record["loss"] = _fit(model, recon_loss, len(neigh), s.epochs, s, seed, method, log)
     elif method == "act":
         stage1 = ACTAutoencoder(vit, dim=s.dim, num_codes=s.act_codes, num_prompts=s.act_prompts,
                                 tokenizer_hidden=s.tokenizer_hidden, decoder_hidden=s.act_decoder_hidden)
@@ -378,17 +382,19 @@ def demo(work_dir, s: Settings, seeds: Sequence[int] = (0, 1, 2), log=print) -> 
         f"{len(PROBE_CLASSES)} probe classes x {s.probe_train_per_class} + {s.probe_test_per_class})")
     sets = make_sets(s)
     vit = load_depth_teacher(s=s)
-    same = {k: v for k, v in asdict(s).items() if k != "methods"}
+    # the settings as a JSON file holds them (tuples become lists), to compare with what earlier runs wrote
+    same = json.loads(json.dumps({k: v for k, v in asdict(s).items() if k != "methods"}))
     baseline_path = work_dir / "result_baselines.json"
-    if baseline_path.is_file() and json.loads(baseline_path.read_text())["settings"] == json.loads(json.dumps(same)):
-        baselines = json.loads(baseline_path.read_text())["probe"]
+    saved = json.loads(baseline_path.read_text()) if baseline_path.is_file() else None
+    if saved is not None and saved["settings"] == same:
+        baselines = saved["probe"]
     else:
         baselines = baseline_rows(sets, vit, s)
         _json_atomic({"settings": same, "probe": baselines}, baseline_path)
     for method in s.methods:
         for seed in seeds:
             path = work_dir / f"result_{method}_seed{seed}.json"
-            if path.is_file() and json.loads(path.read_text())["settings"] == json.loads(json.dumps(same)):
+            if path.is_file() and json.loads(path.read_text())["settings"] == same:
                 continue
             log(f"{method}, seed {seed}: pretraining on {len(sets['pool'].labels)} unlabelled shapes")
             model, record = pretrain(method, sets, vit, s, seed, log)
@@ -404,11 +410,12 @@ def demo(work_dir, s: Settings, seeds: Sequence[int] = (0, 1, 2), log=print) -> 
     for method in METHODS:
         for path in sorted(work_dir.glob(f"result_{method}_seed*.json")):
             record = json.loads(path.read_text())
-            if record["settings"] == json.loads(json.dumps(same)):
+            if record["settings"] == same:
                 rows.setdefault(NAMES[method], []).append(record["probe"])
                 records.append(record)
     table = probe_table(rows)
-    (work_dir / "table.md").write_text(table)
+    with atomic_write(work_dir / "table.md") as tmp:
+        Path(tmp).write_text(table)
     result = {"settings": same, "baselines": baselines, "runs": records, "table": table,
               "pool_shapes": len(sets["pool"].labels), "seconds": round(time.time() - t0, 1)}
     _json_atomic(result, work_dir / "results.json")
