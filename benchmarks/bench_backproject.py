@@ -4,7 +4,11 @@ scene0000_00 instead: its 81369 vertices, the 100 posed RGB-D frames and the PAS
 of them (images at half size; computed once, untimed; the frames scaled to the feature maps for both methods).
 
     python benchmarks/bench_backproject.py [--points 200000] [--views 50] [--channels 64 512] [--device cpu|cuda]
+                                           [--batch 1 2]
     python benchmarks/bench_backproject.py --real-scannet $PC_KD_REAL_DATA [--views 100]
+
+``--batch B`` splits the points and views into a ragged batch of B rooms (offsets), which pc_kd fuses in one
+call and the loop one room after another.
 
 Prints JSON: seconds, time ratios (anchor / pc_kd), peak memory beyond the inputs, the output size, the
 largest difference between the outputs, and on CUDA the achieved bytes/s.
@@ -83,6 +87,25 @@ def real_scannet(real_root, views, device):
             depth.to(device), teacher_s)
 
 
+def ragged_batch(n, v, c, feat_hw, device, batch):
+    """``batch`` rooms of ``n // batch`` points and ``v // batch`` views, concatenated (one room: the room)."""
+    if batch == 1:
+        return make_scene(n, v, c, feat_hw, device)
+    rooms = [make_scene(n // batch, v // batch, c, feat_hw, device, seed=b) for b in range(batch)]
+    return tuple(torch.cat(parts) for parts in zip(*rooms))
+
+
+def per_room(fn, points, feats, lidar2img, depth, image_hw, offset, view_offset):
+    """An anchor run one room of a ragged batch at a time, its outputs concatenated (one room: as it is)."""
+    outs, counts, p0, v0 = [], [], 0, 0
+    for p1, v1 in zip(offset.tolist(), view_offset.tolist()):
+        out, count = fn(points[p0:p1], feats[v0:v1], lidar2img[v0:v1], depth[v0:v1], image_hw)
+        outs.append(out)
+        counts.append(count)
+        p0, v0 = p1, v1
+    return (outs[0], counts[0]) if len(outs) == 1 else (torch.cat(outs), torch.cat(counts))
+
+
 def openscene_loop(points, feats, lidar2img, depth, image_hw):
     """Per view: project, take the pixel, depth test, gather the feature column, sum and count."""
     h, w = image_hw
@@ -127,6 +150,7 @@ def main():
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--views", type=int, default=50)
     parser.add_argument("--channels", type=int, nargs="+", default=[64, 512])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1], help="rooms per ragged batch")
     parser.add_argument("--feat-hw", type=int, nargs=2, default=[240, 320])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
@@ -136,18 +160,24 @@ def main():
     args = parser.parse_args()
     hw = tuple(args.feat_hw)
     rows = []
-    scenes = ([real_scannet(args.real_scannet, args.views, args.device)] if args.real_scannet else
-              (make_scene(args.points, args.views, c, hw, args.device) + (None,) for c in args.channels))
-    for points, feats, lidar2img, depth, teacher_s in scenes:
+    if args.real_scannet:
+        scenes = [real_scannet(args.real_scannet, args.views, args.device) + (1,)]
+    else:
+        scenes = (ragged_batch(args.points, args.views, c, hw, args.device, b) + (None, b)
+                  for c in args.channels for b in args.batch)
+    for points, feats, lidar2img, depth, teacher_s, batch in scenes:
         hw, c, n = tuple(feats.shape[2:]), feats.shape[1], len(points)
         out_bytes = n * c * 4
         row = dict(points=n, views=len(feats), channels=c, feat_hw=list(hw), input_bytes=feats.numel() * 4,
-                   output_bytes=out_bytes)
+                   output_bytes=out_bytes, batch=batch)
         if teacher_s is not None:
             row.update(scene="real ScanNet scene0000_00, ESPNetv2 (PASCAL VOC) features", teacher_s=teacher_s)
-
+        rooms = dict(offset=torch.tensor([n // batch * (b + 1) for b in range(batch)]),
+                     view_offset=torch.tensor([len(feats) // batch * (b + 1) for b in range(batch)]))
+        anchor = functools.partial(per_room, image_hw=hw, **rooms)
         ours = functools.partial(backproject_features, points, feats, lidar2img, hw, visibility="depth",
-                                 depth_maps=depth, depth_tol=DEPTH_TOL, sampling="nearest", reduce="mean")
+                                 depth_maps=depth, depth_tol=DEPTH_TOL, sampling="nearest", reduce="mean",
+                                 **(rooms if batch > 1 else {}))
 
         t_ours, m_ours, (o_ours, n_ours) = timed(ours, args.device, args.repeats)
         row.update(pc_kd_s=t_ours, pc_kd_peak_bytes=m_ours, pc_kd_peak_over_output=m_ours / out_bytes,
@@ -155,8 +185,8 @@ def main():
         if args.device == "cuda":  # bytes that must move: samples read + output written + geometry
             moved = int(n_ours.sum()) * c * 4 + out_bytes + len(feats) * n * 12
             row["pc_kd_bytes_per_s"] = moved / t_ours
-        t_loop, m_loop, (o_loop, n_loop) = timed(functools.partial(openscene_loop, points, feats, lidar2img, depth, hw),
-                                                 args.device, args.repeats)
+        t_loop, m_loop, (o_loop, n_loop) = timed(functools.partial(anchor, openscene_loop, points, feats, lidar2img,
+                                                                   depth), args.device, args.repeats)
         row.update(loop_s=t_loop, loop_peak_bytes=m_loop, loop_over_pc_kd=t_loop / t_ours,
                    max_abs_diff_vs_loop=float((o_loop - o_ours).abs().max()),
                    same_view_counts=bool(torch.equal(n_loop.long(), n_ours)))
@@ -165,7 +195,7 @@ def main():
         free = (torch.cuda.mem_get_info()[0] if args.device == "cuda"
                 else int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) * 1024)
         if 2.2 * vec_bytes < free:
-            t_vec, m_vec, (o_vec, _) = timed(functools.partial(vectorised, points, feats, lidar2img, depth, hw),
+            t_vec, m_vec, (o_vec, _) = timed(functools.partial(anchor, vectorised, points, feats, lidar2img, depth),
                                              args.device, args.repeats)
             row.update(vectorised_s=t_vec, vectorised_peak_bytes=m_vec, vectorised_over_pc_kd=t_vec / t_ours,
                        max_abs_diff_vs_vectorised=float((o_vec - o_ours).abs().max()))

@@ -16,11 +16,22 @@ def _read_status(field: str) -> int:
     return 0
 
 
+def _malloc_trim() -> None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to hand back
+        pass
+
+
 class PeakMemory:
     """Peak memory of a block beyond what was resident when it started (bytes).
 
-    CPU: resets the kernel's peak-RSS mark (``/proc/self/clear_refs``) and reads ``VmHWM``; CUDA: torch's
-    peak allocator statistics.
+    CPU: hands freed heap memory back to the system first (glibc's ``malloc_trim``, so that memory an earlier
+    call freed but the allocator kept cannot hide this block's growth), resets the kernel's peak-RSS mark
+    (``/proc/self/clear_refs``) and reads ``VmHWM``; CUDA: torch's peak allocator statistics.
     """
 
     def __init__(self, device: str):
@@ -33,6 +44,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
+            _malloc_trim()
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
             self.base = _read_status("VmRSS")

@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from pc_kd.ops.backproject import triton_available
-from pc_kd.projection import backproject_features, project_points, zbuffer_visibility
+from pc_kd.ops.backproject.function import view_pairs_from_groups
+from pc_kd.projection import backproject_features, project_points, splat_zbuffer, zbuffer_visibility
+from pc_kd.projection.backproject import ViewPlan
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton)")
 # The kernels compile for the GPU when there is one; on CPU conftest.py makes Triton interpret them.
@@ -117,16 +119,61 @@ def test_zbuffer_visibility_is_applied():
     assert count.tolist() == visible.sum(0).tolist()
 
 
-def test_ragged_batch_equals_per_scene_calls():
-    a = _scene(n=11, v=2, seed=5)
-    b = _scene(n=17, v=3, seed=6)
-    out, count = backproject_features(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), torch.cat([a[2], b[2]]),
-                                      a[3], offset=torch.tensor([11, 28]), view_offset=torch.tensor([2, 5]),
-                                      impl="torch")
-    for (points, feats, lidar2img, hw), rows in ((a, slice(0, 11)), (b, slice(11, 28))):
-        ref, ref_count = backproject_features(points, feats, lidar2img, hw, impl="torch")
-        torch.testing.assert_close(out[rows], ref)
+@pytest.mark.parametrize("visibility", ["none", "depth"])
+@pytest.mark.parametrize("sampling", ["bilinear", "nearest"])
+@pytest.mark.parametrize("feat_hw", [(21, 36), (5, 9)])
+def test_cpu_view_pairs_equal_the_pytorch_geometry_bit_for_bit(visibility, sampling, feat_hw):
+    # the CPU twin's fused numba pass against the PyTorch projection, tests and sample_taps: same rows, taps and
+    # weights, ordered by the first tap; a border, a depth map at stride 3 and a scene that starts at row 7
+    points, _, lidar2img, image_hw = _scene(n=400, v=3, seed=11)
+    proj = project_points(points, lidar2img, image_hw)
+    depth = (proj.depth * (1 + 0.3 * torch.rand(proj.depth.shape, generator=torch.Generator().manual_seed(2)))).float()
+    depth_maps = torch.stack([splat_zbuffer(proj.uv[i], depth[i], image_hw, 1, valid=proj.valid[i]).depth
+                              for i in range(3)])[:, ::3, ::3].contiguous()
+    depth_maps[torch.isinf(depth_maps)] = 0
+    plan = ViewPlan(points, lidar2img, image_hw, 2, visibility, depth_maps, 0.1, 3, 2, point0=7, view0=4)
+    fused = list(plan.view_pairs(feat_hw, sampling == "bilinear", torch.float32))
+    reference = list(view_pairs_from_groups(plan, feat_hw, sampling == "bilinear", torch.float32))
+    assert [p.view for p in fused] == [p.view for p in reference] == [4, 5, 6]
+    assert sum(p.points.numel() for p in fused) > 100
+    for a, b in zip(fused, reference):
+        assert (a.index[0].diff() >= 0).all() and a.points.min() >= 7
+        order_a, order_b = (torch.argsort(p.index[0] * 1000 + p.points) for p in (a, b))
+        assert torch.equal(a.points[order_a], b.points[order_b])
+        assert torch.equal(a.index[:, order_a], b.index[:, order_b])
+        if sampling == "bilinear":
+            assert torch.equal(a.weight[:, order_a], b.weight[:, order_b])
+
+
+@pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=needs_triton)])
+@pytest.mark.parametrize("reduce", ["mean", "max"])
+def test_ragged_batch_equals_per_scene_calls_forward_and_gradients(impl, reduce):
+    # three scenes, the middle one without points: one call fills one output, scene by scene
+    a = _on_kernel_device(*_scene(n=11, v=2, seed=5, dtype=torch.float32))
+    b = _on_kernel_device(*_scene(n=17, v=3, seed=6, dtype=torch.float32))
+    feats = torch.cat([a[1], b[1][:1], b[1]]).requires_grad_(True)
+    lidar2img = torch.cat([a[2], b[2][:1], b[2]])
+    out, count = backproject_features(torch.cat([a[0], b[0]]), feats, lidar2img, a[3], reduce=reduce,
+                                      offset=torch.tensor([11, 11, 28]), view_offset=torch.tensor([2, 3, 6]),
+                                      impl=impl)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out.device)
+    (out * grad).sum().backward()
+    assert out.shape == (28, 5)
+    assert (feats.grad[2] == 0).all()  # the view of the empty scene
+    for (points, f, lidar2img, hw), rows, views in ((a, slice(0, 11), slice(0, 2)), (b, slice(11, 28), slice(3, 6))):
+        f = f.clone().requires_grad_(True)
+        ref, ref_count = backproject_features(points, f, lidar2img, hw, reduce=reduce, impl=impl)
+        (ref * grad[rows]).sum().backward()
+        torch.testing.assert_close(out[rows], ref, rtol=0, atol=0)
         assert count[rows].tolist() == ref_count.tolist()
+        torch.testing.assert_close(feats.grad[views], f.grad, rtol=0, atol=0)
+
+
+def test_ragged_batch_offsets_must_be_cumulative():
+    points, feats, lidar2img, image_hw = _scene(n=10, v=2)
+    with pytest.raises(ValueError, match="cumulative"):
+        backproject_features(points, feats, lidar2img, image_hw, offset=torch.tensor([6, 4, 10]),
+                             view_offset=torch.tensor([1, 1, 2]))
 
 
 @pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=needs_triton)])
@@ -160,6 +207,20 @@ def test_triton_kernel_matches_twin(sampling, reduce):
     (out_t * grad).sum().backward()
     (out_r * grad).sum().backward()
     torch.testing.assert_close(fa.grad, fb.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampling", ["bilinear", "nearest"])
+@pytest.mark.parametrize("reduce", ["mean", "max"])
+def test_twin_reads_channels_last_maps_bit_for_bit(sampling, reduce):
+    points, feats, lidar2img, image_hw = _scene(n=40, c=16, feat_hw=(9, 13), dtype=torch.float32, seed=8)
+    cl = feats.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    feats.requires_grad_(True)
+    out_cl, _ = backproject_features(points, cl, lidar2img, image_hw, sampling=sampling, reduce=reduce, impl="torch")
+    out, _ = backproject_features(points, feats, lidar2img, image_hw, sampling=sampling, reduce=reduce, impl="torch")
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    (out_cl * grad).sum().backward()
+    (out * grad).sum().backward()
+    assert torch.equal(out_cl, out) and torch.equal(cl.grad, feats.grad)
 
 
 @needs_triton

@@ -99,10 +99,14 @@ def fuse_scene(teacher: torch.nn.Module, points: torch.Tensor, frames: List[dict
                                       depth_maps=depth[sl].to(device) if mode == "depth" else None,
                                       depth_tol=depth_tol, zbuffer_radius=zbuffer_radius, border=border,
                                       reduce="sum")
-        total = out.contiguous() if total is None else total + out
+        if total is None:
+            total = out  # the op's own buffer: summed into in place, as are the later batches
+        else:
+            total += out
         count += n
-    mean = total / count.clamp(min=1)[:, None].to(total.dtype)
-    return mean.half().cpu(), count.int().cpu()
+        del out
+    total /= count.clamp(min=1)[:, None].to(total.dtype)
+    return total.to(torch.float16, memory_format=torch.contiguous_format).cpu(), count.int().cpu()
 
 
 def fusion_fingerprint(teacher_cfg, options: dict) -> str:

@@ -1,7 +1,9 @@
 """Autograd Function of the fused back-projection and its two implementations (Triton on CUDA, the
-PyTorch twin elsewhere). The geometry arrives as a *plan*: an object whose ``groups()`` yields
-``(views: slice, uv [Vg, N, 2] float32, visible [Vg, N] bool)`` a few views at a time, so that per-view
-geometry never needs ``[V, N]`` memory for all views at once."""
+PyTorch twin elsewhere). The geometry arrives as a *plan*: an object with ``num_points``, ``image_hw`` and
+``groups()``, which yields ``(views: slice, points: slice, uv [Vg, n, 2] float64, visible [Vg, n] bool)`` a few
+views at a time: views ``views`` of ``feats`` see rows ``points`` of the output (one scene of a ragged batch), so
+that per-view geometry never needs ``[V, N]`` memory for all views at once and a batch of scenes fills one
+output."""
 import os
 
 import torch
@@ -54,50 +56,74 @@ def _forward_triton(feats, plan, bilinear, reduce_max):
     arg = torch.full((n, c) if reduce_max else (0,), -1, dtype=torch.int32, device=feats.device)
     cnt = torch.zeros(n, dtype=torch.int32, device=feats.device)
     block_n, block_c = _blocks(c)
-    for views, uv, visible in plan.groups():
-        fg = feats[views]
-        if n and c:
-            backproject_fwd_kernel[_launch_grid(n, c, block_n, block_c)](
-                fg, _feature_map_uv(uv, plan.image_hw, (h, w)), visible.to(torch.int8).contiguous(), acc, arg, cnt,
-                n, c, fg.shape[0], views.start, h, w, *fg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max,
-                BLOCK_N=block_n, BLOCK_C=block_c)
+    for views, points, uv, visible in plan.groups():
+        fg, m = feats[views], points.stop - points.start
+        if m and c and fg.shape[0]:
+            backproject_fwd_kernel[_launch_grid(m, c, block_n, block_c)](
+                fg, _feature_map_uv(uv, plan.image_hw, (h, w)), visible.to(torch.int8).contiguous(), acc[points],
+                arg[points] if reduce_max else arg, cnt[points], m, c, fg.shape[0], views.start, h, w, *fg.stride(),
+                BILINEAR=bilinear, REDUCE_MAX=reduce_max, BLOCK_N=block_n, BLOCK_C=block_c)
     return acc, cnt.long(), arg if reduce_max else None
 
 
 def _backward_triton(grad, arg, feats, plan, bilinear, reduce_max):
     from .kernel import backproject_bwd_kernel
 
-    n, (_, c, h, w) = plan.num_points, feats.shape
+    _, c, h, w = feats.shape
     grad_feats = torch.zeros(feats.shape, dtype=torch.float32, device=feats.device)
     block_n, block_c = _blocks(c)
     grad = grad.float().contiguous()
     arg = arg if reduce_max else grad
-    for views, uv, visible in plan.groups():
-        gg = grad_feats[views]
-        if n and c:
-            backproject_bwd_kernel[_launch_grid(n, c, block_n, block_c)](
-                gg, grad, arg, _feature_map_uv(uv, plan.image_hw, (h, w)), visible.to(torch.int8).contiguous(), n,
-                c, gg.shape[0], views.start, h, w, *gg.stride(), BILINEAR=bilinear, REDUCE_MAX=reduce_max,
-                BLOCK_N=block_n, BLOCK_C=block_c)
+    for views, points, uv, visible in plan.groups():
+        gg, m = grad_feats[views], points.stop - points.start
+        if m and c and gg.shape[0]:
+            backproject_bwd_kernel[_launch_grid(m, c, block_n, block_c)](
+                gg, grad[points], arg[points], _feature_map_uv(uv, plan.image_hw, (h, w)),
+                visible.to(torch.int8).contiguous(), m, c, gg.shape[0], views.start, h, w, *gg.stride(),
+                BILINEAR=bilinear, REDUCE_MAX=reduce_max, BLOCK_N=block_n, BLOCK_C=block_c)
     return grad_feats.to(feats.dtype)
 
 
-def _pair_batches(feats, plan, bilinear, count=None):
-    """Lists of :class:`ViewPairs` whose total size stays within a budget (an eighth of the output, at
-    least 16 MB), so the pairs of all views never need to exist at once."""
-    budget = max(16 << 20, plan.num_points * feats.shape[1] * feats.element_size() // 8)
-    feat_hw = tuple(feats.shape[2:])
-    batch, size = [], 0
-    for views, uv, visible in plan.groups():
+def pair_budget(num_points: int, row_bytes: int) -> int:
+    """Bytes of view pairs (16-40 B each) accumulated per pass over the output: each pass streams the whole
+    ``[C, N]`` accumulator through the cache once, so a batch holds at least ~4 N pairs (its gathers then
+    outweigh the pass), but no more than a sixteenth of the output, nor less than 4 MB."""
+    return max(4 << 20, min(num_points * row_bytes // 16, 64 * num_points))
+
+
+def view_pairs_from_groups(plan, feat_hw, bilinear: bool, dtype):
+    """The :class:`ViewPairs` of each view from the plan's dense geometry (``groups()``), a view's chunks of
+    points gathered (a plan yields them one after another)."""
+    view, chunks = None, []
+    for views, points, uv, visible in plan.groups():
         for j in range(uv.shape[0]):
-            pairs = ViewPairs(views.start + j, uv[j], visible[j], plan.image_hw, feat_hw, bilinear, feats.dtype)
-            batch.append(pairs)
-            size += pairs.nbytes
-            if count is not None:
-                count += visible[j]
-            if size >= budget:
-                yield batch
-                batch, size = [], 0
+            if views.start + j != view and chunks:
+                yield ViewPairs.from_chunks(view, chunks, plan.image_hw, feat_hw, bilinear, dtype)
+                chunks = []
+            view = views.start + j
+            chunks.append((points.start, uv[j], visible[j]))
+    if chunks:
+        yield ViewPairs.from_chunks(view, chunks, plan.image_hw, feat_hw, bilinear, dtype)
+
+
+def _pair_batches(feats, plan, bilinear, count=None):
+    """Lists of :class:`ViewPairs` of about ``pair_budget`` bytes, so the pairs of all views never need to
+    exist at once; ``count [N]`` gets each point's visible views. A plan with ``view_pairs`` (the CPU's
+    fused pass) makes them itself, else they come from its ``groups()``."""
+    budget = pair_budget(plan.num_points, feats.shape[1] * feats.element_size())
+    feat_hw = tuple(feats.shape[2:])
+    make = getattr(plan, "view_pairs", None)
+    views = make(feat_hw, bilinear, feats.dtype) if make else view_pairs_from_groups(plan, feat_hw, bilinear,
+                                                                                        feats.dtype)
+    batch, size = [], 0
+    for pairs in views:
+        if count is not None:
+            count[pairs.points] += 1  # a point appears once per view
+        batch.append(pairs)
+        size += pairs.nbytes
+        if size >= budget:
+            yield batch
+            batch, size = [], 0
     if batch:
         yield batch
 
