@@ -1,6 +1,7 @@
 """Autograd Function of the fused back-projection and its two implementations (Triton on CUDA, the
-PyTorch twin elsewhere). The geometry arrives as a *plan*: an object with ``num_points``, ``image_hw`` and
-``groups()``, which yields ``(views: slice, points: slice, uv [Vg, n, 2] float64, visible [Vg, n] bool)`` a few
+PyTorch twin elsewhere). The geometry arrives as a *plan*: an object with ``num_points``, ``image_hw``,
+``view_pairs(feat_hw, bilinear, dtype)`` (the twin's :class:`ViewPairs`, view by view) and ``groups()``, which
+yields ``(views: slice, points: slice, uv [Vg, n, 2] float64, visible [Vg, n] bool)`` a few
 views at a time: views ``views`` of ``feats`` see rows ``points`` of the output (one scene of a ragged batch), so
 that per-view geometry never needs ``[V, N]`` memory for all views at once and a batch of scenes fills one
 output."""
@@ -108,15 +109,11 @@ def view_pairs_from_groups(plan, feat_hw, bilinear: bool, dtype):
 
 def _pair_batches(feats, plan, bilinear, count=None):
     """Lists of :class:`ViewPairs` of about ``pair_budget`` bytes, so the pairs of all views never need to
-    exist at once; ``count [N]`` gets each point's visible views. A plan with ``view_pairs`` (the CPU's
-    fused pass) makes them itself, else they come from its ``groups()``."""
+    exist at once; ``count [N]`` gets each point's visible views. The plan's ``view_pairs`` makes them (on the
+    CPU one fused pass per view, else :func:`view_pairs_from_groups`)."""
     budget = pair_budget(plan.num_points, feats.shape[1] * feats.element_size())
-    feat_hw = tuple(feats.shape[2:])
-    make = getattr(plan, "view_pairs", None)
-    views = make(feat_hw, bilinear, feats.dtype) if make else view_pairs_from_groups(plan, feat_hw, bilinear,
-                                                                                        feats.dtype)
     batch, size = [], 0
-    for pairs in views:
+    for pairs in plan.view_pairs(tuple(feats.shape[2:]), bilinear, feats.dtype):
         if count is not None:
             count[pairs.points] += 1  # a point appears once per view
         batch.append(pairs)
